@@ -1,0 +1,66 @@
+"""The routing table: (direction, action) -> how to translate it. One literal dict.
+
+Layer: translate (sans-I/O).
+
+A received CALL whose action has no row here is answered by the session: NotSupported
+when the action exists in the sender's OCPP version (a 2.0.1 CSMS request with no 1.6
+equivalent, say), NotImplemented when it does not exist at all. ``docs/coverage.md`` is
+generated from this table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from gateway.translate import core
+from gateway.translate.types import Direction, RequestConverter, ResultConverter
+
+CHARGER_TO_CSMS: Final = Direction.CHARGER_TO_CSMS
+CSMS_TO_CHARGER: Final = Direction.CSMS_TO_CHARGER
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """How one received action is translated.
+
+    ``request`` converts the received CALL; when it forwards a CALL to the other side,
+    ``result`` converts that side's answer into the reply. ``before_accepted`` handles
+    the action while the CSMS has not accepted the station's BootNotification (2.0.1
+    B01.FR.08 forbids forwarding it); None means the gateway refuses it with
+    SecurityError, as a 2.0.1 CSMS would (B02.FR.09).
+    """
+
+    target: str  # the action sent to the other side, for docs and metrics
+    request: RequestConverter
+    result: ResultConverter
+    before_accepted: RequestConverter | None = None
+
+
+ROUTES: Final[dict[tuple[Direction, str], Route]] = {
+    (CHARGER_TO_CSMS, "BootNotification"): Route(
+        "BootNotification",
+        core.boot_notification_req,
+        core.boot_notification_conf,
+        before_accepted=core.boot_notification_req,
+    ),
+    (CHARGER_TO_CSMS, "Heartbeat"): Route(
+        "Heartbeat",
+        core.heartbeat_req,
+        core.heartbeat_conf,
+        before_accepted=core.heartbeat_local,
+    ),
+    (CHARGER_TO_CSMS, "StatusNotification"): Route(
+        "StatusNotification",
+        core.status_notification_req,
+        core.status_notification_conf,
+        before_accepted=core.status_notification_hold,
+    ),
+    (CHARGER_TO_CSMS, "Authorize"): Route("Authorize", core.authorize_req, core.authorize_conf),
+    (CHARGER_TO_CSMS, "DataTransfer"): Route(
+        "DataTransfer", core.data_transfer_from_charger_req, core.data_transfer_from_charger_conf
+    ),
+    (CSMS_TO_CHARGER, "DataTransfer"): Route(
+        "DataTransfer", core.data_transfer_from_csms_req, core.data_transfer_from_csms_conf
+    ),
+}

@@ -1,0 +1,115 @@
+"""Values shared by every converter: the context they read and the outcome they return.
+
+Layer: translate (sans-I/O). Must not import asyncio, websockets, ``gateway.state``,
+``gateway.session``, ``gateway.transport`` or ``gateway.metrics``.
+
+A converter is a pure function. A request converter turns a received CALL into an
+:class:`Outcome`: either a CALL to forward to the other side (whose answer the route's
+result converter turns back into the reply), or a reply the gateway gives itself.
+Either may add follow-up CALLs the gateway originates (``then``, e.g. a NotifyEvent
+carrying a 1.6 errorCode) and state changes as data (``effects``) that the session
+applies. Converters never read the clock or generate ids themselves: ``Context`` brings
+both, so tests pin them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from gateway.ocppj import Payload
+from gateway.translate.layout import EvseLayout
+from gateway.translate.tables import TranslationTables
+
+
+class Direction(StrEnum):
+    """Who sent the CALL being translated."""
+
+    CHARGER_TO_CSMS = "charger_to_csms"
+    CSMS_TO_CHARGER = "csms_to_charger"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundCall:
+    """A CALL the gateway sends to the other side."""
+
+    action: str
+    payload: Payload
+
+
+# --- effects: state changes a converter asks the session to make --------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationChanged:
+    """The CSMS answered a BootNotification (2.0.1 B01/B02)."""
+
+    status: str  # Accepted | Pending | Rejected
+    boot: Payload  # the 1.6 BootNotification request, kept as the station record
+
+
+@dataclass(frozen=True, slots=True)
+class HoldStatus:
+    """A 1.6 StatusNotification that arrived before registration, to send once accepted."""
+
+    payload: Payload
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorErrorChanged:
+    """The 1.6 errorCode in force on a connector (None: cleared, NoError)."""
+
+    connector_id: int
+    error_code: str | None
+
+
+Effect = RegistrationChanged | HoldStatus | ConnectorErrorChanged
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What to do about one received CALL (or one received answer)."""
+
+    forward: OutboundCall | None = None
+    reply: Payload | None = None
+    then: tuple[OutboundCall, ...] = ()
+    effects: tuple[Effect, ...] = ()
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class StationView:
+    """Read-only facts about the station that converters may need."""
+
+    vendor: str | None = None
+    model: str | None = None
+    connector_errors: Mapping[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Everything a converter may read besides the payload."""
+
+    station_id: str
+    tables: TranslationTables
+    layout: EvseLayout = field(default_factory=EvseLayout)
+    station: StationView = field(default_factory=StationView)
+    clock: Callable[[], datetime] = _utc_now
+    next_event_id: Callable[[], int] = field(default=lambda: 0)
+
+    def now(self) -> str:
+        """The current time as an OCPP dateTime: RFC 3339, UTC, milliseconds (2.0.1 §2.1.4)."""
+        return format_datetime(self.clock())
+
+
+def format_datetime(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+RequestConverter = Callable[[Payload, Context], Outcome]
+ResultConverter = Callable[[Payload, Payload, Context], Outcome]

@@ -204,6 +204,16 @@ class Settings:
                 f"backoff_max ({self.backoff_max})"
             )
 
+    def __repr__(self) -> str:
+        """Like the dataclass repr, but passwords in the upstream/state URLs are masked."""
+        shown = []
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if item.name in ("upstream", "state") and isinstance(value, str):
+                value = _mask_url_password(value)
+            shown.append(f"{item.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
     def require_upstream(self) -> str:
         """The upstream CSMS URL; ConfigError when it was not configured (``serve`` needs it)."""
         if self.upstream is None:
@@ -468,6 +478,16 @@ def _check_host_port(text: str) -> None:
         raise _Problem(str(exc)) from None
 
 
+def _mask_url_password(url: str) -> str:
+    """``wss://user:secret@host/x`` -> ``wss://user:***@host/x``; other URLs unchanged."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, hostinfo = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return parts._replace(netloc=f"{user}:***@{hostinfo}").geturl()
+
+
 def _url_port_ok(parts: SplitResult) -> bool:
     try:
         parts.port  # noqa: B018 - evaluating .port validates it
@@ -495,7 +515,7 @@ def _check_upstream(url: str) -> None:
 def _check_state(url: str) -> None:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    if scheme not in STATE_SCHEMES or "://" not in url and scheme != "memory":
+    if scheme not in STATE_SCHEMES or ("://" not in url and scheme != "memory"):
         raise _Problem(
             "must be sqlite:///path, redis://host:port/db, rediss://host:port/db or "
             f"memory://, got {url!r}"
@@ -527,11 +547,16 @@ _ZERO_OK: frozenset[str] = frozenset(
 )
 
 
+_OPTIONAL_STR: frozenset[str] = frozenset(
+    s.name for s in SETTINGS_FLAGS if s.kind == "optional_str"
+)
+
+
 def _normalise(name: str, value: object) -> object:
     """Canonicalise and range-check a type-correct value; raise _Problem with the reason."""
-    if name in ("metrics", "upstream", "mappings") and isinstance(value, str):
-        if value.strip().lower() in (_DISABLED_WORDS if name == "metrics" else {""}):
-            return None
+    off_words = _DISABLED_WORDS if name == "metrics" else frozenset({""})
+    if name in _OPTIONAL_STR and isinstance(value, str) and value.strip().lower() in off_words:
+        return None
     if name in ("log_level", "log_format") and isinstance(value, str):
         choices = _SPECS[name].choices
         lowered = value.strip().lower()
@@ -566,9 +591,7 @@ def _argparse_type(spec: SettingSpec) -> Callable[[str], object]:
     def convert(text: str) -> object:
         parsed = _from_text(text, spec.kind)
         if parsed is None:
-            raise argparse.ArgumentTypeError(
-                f"expected {_KIND_WORDS[spec.kind]}, got {text!r}"
-            )
+            raise argparse.ArgumentTypeError(f"expected {_KIND_WORDS[spec.kind]}, got {text!r}")
         return parsed
 
     convert.__name__ = spec.kind

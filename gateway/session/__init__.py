@@ -1,1 +1,1 @@
-"""session."""
+"""Per-station sessions: correlation, queues, timeouts, ordering (asyncio, no sockets)."""

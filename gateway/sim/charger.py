@@ -158,8 +158,9 @@ class ChargerSim:
         reader, self._reader = self._reader, None
         if reader is None:
             return
-        if not reader.done() and self._websocket is not None:
-            # close() normally ends the reader; this only covers a wedged peer.
+        if not reader.done():
+            # Closing the websocket ends the reader; cancel only a reader that is wedged.
+            await asyncio.wait({reader}, timeout=self.call_timeout)
             reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
 
@@ -206,9 +207,7 @@ class ChargerSim:
         ``timeout`` (default ``call_timeout``); :class:`ConnectionError` if not connected.
         """
         deadline = self.call_timeout if timeout is None else timeout
-        return await self._require_peer().call(
-            action, payload, timeout=deadline, validate=validate
-        )
+        return await self._require_peer().call(action, payload, timeout=deadline, validate=validate)
 
     async def send_raw(self, text: str) -> None:
         """Send ``text`` as one text frame, unchecked (for bad-input tests)."""

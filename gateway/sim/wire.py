@@ -585,4 +585,3 @@ class OcppjPeer:
     async def _send_answer(self, answer: CallResult | CallError) -> None:
         with contextlib.suppress(ConnectionClosed):
             await self.websocket.send(encode(answer))
-

@@ -1,1 +1,20 @@
-"""state."""
+"""Durable state behind the Store protocol: SQLite (embedded default), memory (tests)."""
+
+from __future__ import annotations
+
+from gateway.state.base import StateError, StationRecord, Store
+
+
+def open_store(url: str) -> Store:
+    """Build the store named by a ``--state`` URL (sqlite:///path, memory://)."""
+    from gateway.state.memory import MemoryStore  # noqa: PLC0415 - pick one backend
+    from gateway.state.sqlite import SqliteStore  # noqa: PLC0415
+
+    if url.startswith("sqlite://"):
+        return SqliteStore(url.removeprefix("sqlite://").removeprefix("/") or ":memory:")
+    if url.startswith("memory://"):
+        return MemoryStore()
+    raise StateError(f"unsupported state URL {url!r} (sqlite:///path or memory://)")
+
+
+__all__ = ["StateError", "StationRecord", "Store", "open_store"]

@@ -1,1 +1,1 @@
-"""transport."""
+"""Websocket edges: the charger-facing server and the per-station CSMS client."""

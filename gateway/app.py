@@ -1,0 +1,194 @@
+"""Composition root: builds the store, tables, metrics and servers, and runs sessions.
+
+Layer: top (imports every other layer; nothing imports it but cli and demo).
+
+One session per connected charger. A second connection with the same identity replaces
+the first: the old session's upstream link is closed *before* the new one opens (real
+CSMSs misroute when two connections carry one station id), then the old charger
+connection is closed, as a charger reconnecting after a half-open TCP connection expects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gateway.config import Settings
+from gateway.mappings import load_tables
+from gateway.metrics import GatewayMetrics
+from gateway.ocppj import Version
+from gateway.ops_http import OpsServer
+from gateway.session.bridge import SessionSettings, TranslatingSession
+from gateway.session.links import FrameObserver
+from gateway.session.passthrough import PassThroughSession
+from gateway.state import StateError, Store, open_store
+from gateway.transport.server import ChargerServer, WebsocketChargerLink
+from gateway.transport.upstream import Backoff, UpstreamLink
+from gateway.translate.layout import EvseLayout
+from gateway.translate.tables import TranslationTables
+
+log = logging.getLogger(__name__)
+
+REPLACED = (1000, "replaced by a newer connection")
+
+
+@dataclass(slots=True)
+class _Running:
+    link: WebsocketChargerLink
+    upstream: UpstreamLink
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Gateway:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        metrics: GatewayMetrics | None = None,
+        store: Store | None = None,
+        tables: TranslationTables | None = None,
+        observer: FrameObserver | None = None,
+    ) -> None:
+        self.settings = settings
+        self.upstream_url = settings.require_upstream()
+        self.metrics = metrics or GatewayMetrics()
+        self.store = store or open_store(settings.state)
+        self._tables = tables
+        self._observer = observer
+        self._sessions: dict[str, _Running] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._draining = False
+        host, port = settings.listen_host_port()
+        self._chargers = ChargerServer(
+            host=host,
+            port=port,
+            metrics=self.metrics,
+            on_charger=self._serve_charger,
+            max_frame_bytes=settings.max_frame_bytes,
+            ping_interval=settings.ping_interval,
+        )
+        self._ops: OpsServer | None = None
+        self._session_settings = SessionSettings(
+            response_timeout=settings.response_timeout,
+            upstream_wait=settings.upstream_wait,
+            max_queued_calls=settings.max_queued_calls,
+            validate_outbound=settings.validate_outbound,
+        )
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    @property
+    def charger_port(self) -> int:
+        return self._chargers.port
+
+    @property
+    def ops_port(self) -> int | None:
+        return self._ops.port if self._ops else None
+
+    @property
+    def connected_stations(self) -> frozenset[str]:
+        return frozenset(self._sessions)
+
+    async def start(self) -> None:
+        if self._tables is None:
+            directory = Path(self.settings.mappings) if self.settings.mappings else None
+            self._tables = load_tables(directory)
+        await self.store.open()
+        ops = self.settings.metrics_host_port()
+        if ops is not None:
+            self._ops = OpsServer(
+                host=ops[0], port=ops[1], registry=self.metrics.registry, readiness=self.ready
+            )
+            await self._ops.start()
+        await self._chargers.start()
+        log.warning(
+            "charger authentication is off: any charger that knows the URL is accepted "
+            "(security profiles arrive with a later release)"
+        )
+        log.info(
+            "listening for chargers on port %d, upstream %s", self.charger_port, self.upstream_url
+        )
+
+    async def ready(self) -> tuple[bool, str]:
+        """/readyz: the store answers and the gateway is not draining."""
+        if self._draining:
+            return False, "draining"
+        try:
+            await self.store.ping()
+        except StateError as exc:
+            return False, f"state store unreachable: {exc}"
+        return True, f"{len(self._sessions)} chargers connected"
+
+    async def stop(self) -> None:
+        """Stop accepting, close chargers with 1001 so they reconnect elsewhere, flush state."""
+        self._draining = True
+        try:
+            await asyncio.wait_for(self._chargers.close(), self.settings.shutdown_grace)
+        except TimeoutError:
+            log.warning("chargers still open after %.0f s; exiting anyway",
+                        self.settings.shutdown_grace)
+        if self._ops is not None:
+            await self._ops.stop()
+        await self.store.close()
+
+    # --- sessions -------------------------------------------------------------------
+
+    async def _serve_charger(self, link: WebsocketChargerLink) -> None:
+        station_id = link.station_id
+        upstream = UpstreamLink(
+            url=self.upstream_url,
+            station_id=station_id,
+            metrics=self.metrics,
+            # Native 2.0.1: mirror the connection (Part 4 §6.3); translated: reconnect.
+            reconnect=link.protocol is Version.V16,
+            backoff=Backoff(self.settings.backoff_initial, self.settings.backoff_max),
+            max_frame_bytes=self.settings.max_frame_bytes,
+            ping_interval=self.settings.ping_interval,
+        )
+        running = _Running(link, upstream)
+        lock = self._locks.setdefault(station_id, asyncio.Lock())
+        async with lock:
+            previous = self._sessions.get(station_id)
+            if previous is not None:
+                await self._replace(previous)
+            self._sessions[station_id] = running
+        try:
+            await self._session_for(link, upstream).run()
+        finally:
+            if self._sessions.get(station_id) is running:
+                del self._sessions[station_id]
+            running.done.set()
+
+    async def _replace(self, previous: _Running) -> None:
+        log.warning("station %s connected again: replacing its previous connection",
+                    previous.link.station_id)
+        self.metrics.replaced.inc()
+        await previous.upstream.close()
+        await previous.link.close(*REPLACED)
+        await previous.done.wait()
+
+    def _session_for(
+        self, link: WebsocketChargerLink, upstream: UpstreamLink
+    ) -> TranslatingSession | PassThroughSession:
+        if link.protocol is Version.V201:
+            return PassThroughSession(
+                charger=link,
+                csms=upstream,
+                metrics=self.metrics,
+                upstream_wait=self.settings.upstream_wait,
+                observer=self._observer,
+            )
+        assert self._tables is not None, "start() loads the tables"
+        layout = self.settings.layout_for(link.station_id)
+        return TranslatingSession(
+            charger=link,
+            csms=upstream,
+            store=self.store,
+            tables=self._tables,
+            metrics=self.metrics,
+            settings=self._session_settings,
+            layout=EvseLayout(layout) if layout else None,
+            observer=self._observer,
+        )

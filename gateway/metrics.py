@@ -1,0 +1,118 @@
+"""Every Prometheus metric the gateway exports, declared in one place.
+
+Layer: edge (imported by session, transport and app; imports nothing from them).
+
+Names follow ``ocpp_gateway_<noun>_<unit>``. Labels are bounded: sides, directions,
+outcomes, error codes and *known* OCPP actions only (an action that is not in either
+version's schema set is counted as ``"unknown"``), never a station id.
+
+Each :class:`GatewayMetrics` owns its registry, so a test can run two gateways in one
+process and read each one's numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from gateway import __version__
+from gateway.ocppj import Version
+from gateway.schemas import known_actions
+
+_KNOWN_ACTIONS: Final = known_actions(Version.V16) | known_actions(Version.V201)
+
+# Round trips are dominated by the CSMS (tens of ms to seconds); translation by CPU (µs).
+_RTT_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+_CPU_BUCKETS: Final = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 1e-2)
+
+
+def action_label(action: str) -> str:
+    """Bound the ``action`` label to the actions OCPP defines."""
+    return action if action in _KNOWN_ACTIONS else "unknown"
+
+
+class GatewayMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.build_info = Info("ocpp_gateway_build", "Gateway version.", registry=r)
+        self.build_info.info({"version": __version__})
+        self.connections = Gauge(
+            "ocpp_gateway_connections",
+            "Open websocket connections, by side (charger, csms) and OCPP protocol.",
+            ["side", "protocol"],
+            registry=r,
+        )
+        self.handshakes = Counter(
+            "ocpp_gateway_charger_handshakes_total",
+            "Charger connection attempts by outcome (accepted, or the refusal reason).",
+            ["outcome"],
+            registry=r,
+        )
+        self.replaced = Counter(
+            "ocpp_gateway_charger_replacements_total",
+            "Charger connections closed because the same station connected again.",
+            registry=r,
+        )
+        self.messages = Counter(
+            "ocpp_gateway_messages_total",
+            "OCPP-J messages by side, direction (in = received by the gateway), "
+            "message type (call, result, error) and action.",
+            ["side", "direction", "message_type", "action"],
+            registry=r,
+        )
+        self.call_errors = Counter(
+            "ocpp_gateway_call_errors_total",
+            "CALLERRORs by side, direction and canonical error code.",
+            ["side", "direction", "code"],
+            registry=r,
+        )
+        self.invalid_frames = Counter(
+            "ocpp_gateway_invalid_frames_total",
+            "Received frames that are not OCPP-J, by side.",
+            ["side"],
+            registry=r,
+        )
+        self.unmatched_responses = Counter(
+            "ocpp_gateway_unmatched_responses_total",
+            "CALLRESULT/CALLERRORs whose message id matches no pending CALL, by side.",
+            ["side"],
+            registry=r,
+        )
+        self.call_duration = Histogram(
+            "ocpp_gateway_call_duration_seconds",
+            "Round trip of a CALL the gateway sent, until its answer, by side and action.",
+            ["side", "action"],
+            buckets=_RTT_BUCKETS,
+            registry=r,
+        )
+        self.call_timeouts = Counter(
+            "ocpp_gateway_call_timeouts_total",
+            "CALLs the gateway sent that got no answer in time, by side and action.",
+            ["side", "action"],
+            registry=r,
+        )
+        self.translation_duration = Histogram(
+            "ocpp_gateway_translation_duration_seconds",
+            "CPU time to validate and translate one message, by direction.",
+            ["direction"],
+            buckets=_CPU_BUCKETS,
+            registry=r,
+        )
+        self.upstream_reconnects = Counter(
+            "ocpp_gateway_upstream_reconnects_total",
+            "Upstream (CSMS) connection attempts after the first, by outcome.",
+            ["outcome"],
+            registry=r,
+        )
+        self.held_messages = Counter(
+            "ocpp_gateway_held_messages_total",
+            "Charger messages the gateway answered itself before the CSMS accepted the "
+            "station, by action.",
+            ["action"],
+            registry=r,
+        )
+
+    def count_message(self, side: str, direction: str, message_type: str, action: str) -> None:
+        self.messages.labels(side, direction, message_type, action_label(action)).inc()

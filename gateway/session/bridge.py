@@ -1,0 +1,430 @@
+"""The per-station bridge between a 1.6J charger and its 2.0.1 upstream connection.
+
+Layer: session. Imports translate, state, metrics; never websockets (links are
+Protocols). This is the one place where exceptions become CALLERROR frames.
+
+Each direction has a worker that handles received CALLs one at a time, in arrival
+order, so a charger's messages reach the CSMS in the order it sent them; the readers
+never block on a translation, because answers to the gateway's own CALLs must keep
+flowing while a worker waits for the other side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from gateway import schemas
+from gateway.errors import (
+    ActionNotSupported,
+    FrameError,
+    GatewayError,
+    NotRegistered,
+    Overloaded,
+    PeerUnavailable,
+    UnknownAction,
+)
+from gateway.logs import station_context
+from gateway.metrics import GatewayMetrics
+from gateway.ocppj import (
+    Call,
+    CallError,
+    CallResult,
+    Payload,
+    Version,
+    dump_error,
+    dump_result,
+    parse,
+    read_error_code,
+)
+from gateway.schemas import Kind
+from gateway.session.calls import OutgoingCalls
+from gateway.session.links import ChargerLink, CsmsLink, FrameObserver, Side, TraceEvent
+from gateway.state import StateError, StationRecord, Store
+from gateway.translate.dispatch import ROUTES, Route
+from gateway.translate.layout import EvseLayout
+from gateway.translate.tables import TranslationTables
+from gateway.translate.types import (
+    ConnectorErrorChanged,
+    Context,
+    Direction,
+    Effect,
+    HoldStatus,
+    OutboundCall,
+    RegistrationChanged,
+    StationView,
+)
+
+log = logging.getLogger(__name__)
+
+_VERSIONS = {
+    Direction.CHARGER_TO_CSMS: (Version.V16, Version.V201),
+    Direction.CSMS_TO_CHARGER: (Version.V201, Version.V16),
+}
+_UNREADABLE_ID = "-1"  # 2.0.1 Part 4 §4.2.3: answer id for a message whose id is unreadable
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    response_timeout: float = 30.0
+    upstream_wait: float = 10.0
+    max_queued_calls: int = 16
+    validate_outbound: bool = False
+
+
+class TranslatingSession:
+    """Bridges one 1.6J charger to the CSMS as a 2.0.1 station."""
+
+    def __init__(
+        self,
+        *,
+        charger: ChargerLink,
+        csms: CsmsLink,
+        store: Store,
+        tables: TranslationTables,
+        metrics: GatewayMetrics,
+        settings: SessionSettings,
+        layout: EvseLayout | None = None,
+        observer: FrameObserver | None = None,
+    ) -> None:
+        self.station_id = charger.station_id
+        self._charger = charger
+        self._csms = csms
+        self._store = store
+        self._tables = tables
+        self._metrics = metrics
+        self._settings = settings
+        self._layout = layout or EvseLayout()
+        self._observer = observer
+        self._station = StationView()
+        self._registered = False
+        self._held_statuses: dict[int, Payload] = {}
+        self._boot_wanted = False  # the charger spoke before any BootNotification
+        self._boot_requested = False
+        self._pending_record: StationRecord | None = None
+        self._event_ids = 0
+        self._csms_epoch = 0  # bumped per upstream disconnect: answers to stale CALLs drop
+        self._to_csms = OutgoingCalls(
+            side=Side.CSMS,
+            send=self._send_to_csms,
+            timeout=settings.response_timeout,
+            max_queued=settings.max_queued_calls,
+            metrics=metrics,
+        )
+        self._to_charger = OutgoingCalls(
+            side=Side.CHARGER,
+            send=self._send_to_charger,
+            timeout=settings.response_timeout,
+            max_queued=settings.max_queued_calls,
+            metrics=metrics,
+        )
+        size = settings.max_queued_calls
+        self._charger_calls: asyncio.Queue[Call] = asyncio.Queue(size)
+        self._csms_calls: asyncio.Queue[tuple[int, Call]] = asyncio.Queue(size)
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve the station until the charger disconnects; then close the upstream."""
+        with station_context(self.station_id):
+            await self._load_station()
+            async with asyncio.TaskGroup() as tasks:
+                upstream = tasks.create_task(
+                    self._csms.run(self._on_csms_frame, self._on_csms_disconnect)
+                )
+                workers = [
+                    tasks.create_task(self._work_charger_calls()),
+                    tasks.create_task(self._work_csms_calls()),
+                ]
+                try:
+                    async for text in self._charger.frames():
+                        await self._on_charger_frame(text)
+                finally:
+                    # 2.0.1 Part 4 §6.3: the charger is gone, so is its upstream link.
+                    for worker in workers:
+                        worker.cancel()
+                    self._to_charger.fail(PeerUnavailable("charger disconnected"))
+                    await self._csms.close()
+                    await upstream
+
+    async def _load_station(self) -> None:
+        try:
+            record = await self._store.get_station(self.station_id)
+        except StateError:
+            log.exception("cannot read station record; treating the station as new")
+            return
+        if record is not None:
+            self._remember_boot(record.boot)
+            self._registered = record.registration == "Accepted"
+
+    def _remember_boot(self, boot: Payload) -> None:
+        self._station = StationView(
+            vendor=boot.get("chargePointVendor"),
+            model=boot.get("chargePointModel"),
+            connector_errors=self._station.connector_errors,
+        )
+
+    # --- frames in ------------------------------------------------------------------
+
+    async def _on_charger_frame(self, text: str) -> None:
+        self._observe(Side.CHARGER, "in", text)
+        frame = await self._parse(text, Side.CHARGER, Version.V16, self._send_to_charger)
+        if isinstance(frame, Call):
+            self._metrics.count_message(Side.CHARGER, "in", "call", frame.action)
+            try:
+                self._charger_calls.put_nowait(frame)
+            except asyncio.QueueFull:
+                error = Overloaded("too many CALLs waiting; OCPP-J allows one at a time")
+                await self._answer_error(Side.CHARGER, frame, error)
+        elif frame is not None:
+            self._deliver_answer(Side.CHARGER, self._to_charger, frame)
+
+    async def _on_csms_frame(self, text: str) -> None:
+        self._observe(Side.CSMS, "in", text)
+        frame = await self._parse(text, Side.CSMS, Version.V201, self._send_to_csms_now)
+        if isinstance(frame, Call):
+            self._metrics.count_message(Side.CSMS, "in", "call", frame.action)
+            try:
+                self._csms_calls.put_nowait((self._csms_epoch, frame))
+            except asyncio.QueueFull:
+                error = Overloaded("too many CALLs waiting; OCPP-J allows one at a time")
+                await self._answer_error(Side.CSMS, frame, error)
+        elif frame is not None:
+            self._deliver_answer(Side.CSMS, self._to_csms, frame)
+
+    async def _parse(
+        self, text: str, side: Side, version: Version, send: Callable[[str], Awaitable[None]]
+    ) -> Call | CallResult | CallError | None:
+        try:
+            return parse(text)
+        except FrameError as exc:
+            self._metrics.invalid_frames.labels(side).inc()
+            log.warning("invalid frame from the %s: %s", side, exc.description)
+            if exc.unique_id is None and version is Version.V16:
+                return None  # 1.6 defines no answer to a message without a readable id
+            reply = dump_error(exc.unique_id or _UNREADABLE_ID, exc.code, exc.description, version)
+            await self._send_quietly(send, reply, side)
+            self._metrics.call_errors.labels(side, "out", exc.code).inc()
+            return None
+
+    def _deliver_answer(
+        self, side: Side, calls: OutgoingCalls, frame: CallResult | CallError
+    ) -> None:
+        message_type = "result" if isinstance(frame, CallResult) else "error"
+        action = calls.pending_action(frame.unique_id) or "unknown"
+        self._metrics.count_message(side, "in", message_type, action)
+        if isinstance(frame, CallError):
+            self._metrics.call_errors.labels(side, "in", read_error_code(frame.code)).inc()
+        if not calls.resolve(frame):
+            # Late (after a timeout), duplicated, or never ours: nobody waits for it.
+            self._metrics.unmatched_responses.labels(side).inc()
+            log.warning("answer from the %s matches no pending CALL: id %s", side, frame.unique_id)
+
+    def _on_csms_disconnect(self) -> None:
+        self._csms_epoch += 1
+        self._to_csms.fail(PeerUnavailable("CSMS connection lost before it answered"))
+
+    # --- workers --------------------------------------------------------------------
+
+    async def _work_charger_calls(self) -> None:
+        while True:
+            call = await self._charger_calls.get()
+            then: tuple[OutboundCall, ...] = ()
+            try:
+                reply, then = await self._translate_call(Direction.CHARGER_TO_CSMS, call)
+            except GatewayError as exc:
+                await self._answer_error(Side.CHARGER, call, exc)
+            else:
+                await self._answer(Side.CHARGER, call, reply)
+            await self._send_followups(then)
+
+    async def _work_csms_calls(self) -> None:
+        while True:
+            epoch, call = await self._csms_calls.get()
+            try:
+                reply, then = await self._translate_call(Direction.CSMS_TO_CHARGER, call)
+            except GatewayError as exc:
+                if epoch == self._csms_epoch:
+                    await self._answer_error(Side.CSMS, call, exc)
+                continue
+            if epoch != self._csms_epoch:
+                log.info("dropping the answer to %s: asked on a closed CSMS connection", call.action)
+                continue
+            await self._answer(Side.CSMS, call, reply)
+
+    async def _translate_call(
+        self, direction: Direction, call: Call
+    ) -> tuple[Payload, tuple[OutboundCall, ...]]:
+        """Translate one received CALL, forward it, and translate the answer back."""
+        source, target = _VERSIONS[direction]
+        started = time.perf_counter()
+        route = self._route(direction, call.action, source)
+        schemas.validate(source, call.action, Kind.REQUEST, call.payload)
+        convert = route.request
+        if direction is Direction.CHARGER_TO_CSMS and not self._registered:
+            if route.before_accepted is None:
+                self._boot_wanted = True
+                raise NotRegistered(f"{call.action} before the CSMS accepted the BootNotification")
+            convert = route.before_accepted
+            self._metrics.held_messages.labels(call.action).inc()
+        ctx = self._context()
+        outcome = convert(call.payload, ctx)
+        self._apply(outcome.effects)
+        self._metrics.translation_duration.labels(direction).observe(
+            time.perf_counter() - started
+        )
+        if outcome.forward is None:
+            reply = outcome.reply or {}
+            then = outcome.then
+        else:
+            calls = self._to_csms if direction is Direction.CHARGER_TO_CSMS else self._to_charger
+            self._check(target, outcome.forward.action, Kind.REQUEST, outcome.forward.payload)
+            result = await calls.call(outcome.forward.action, outcome.forward.payload)
+            self._check_answer(target, outcome.forward.action, result)
+            answer = route.result(result, call.payload, ctx)
+            self._apply(answer.effects)
+            reply = answer.reply or {}
+            then = outcome.then + answer.then
+        self._check(source, call.action, Kind.RESPONSE, reply)
+        return reply, then
+
+    def _route(self, direction: Direction, action: str, version: Version) -> Route:
+        route = ROUTES.get((direction, action))
+        if route is not None:
+            return route
+        if action in schemas.known_actions(version):
+            other = "OCPP 1.6" if version is Version.V201 else "the 2.0.1 CSMS"
+            raise ActionNotSupported(f"{action} has no equivalent in {other}")
+        raise UnknownAction(f"{action} is not an OCPP {version.removeprefix('ocpp')} action")
+
+    def _check(self, version: Version, action: str, kind: Kind, payload: Payload) -> None:
+        """Validate what the gateway emits, when configured (tests, demo)."""
+        if self._settings.validate_outbound:
+            try:
+                schemas.validate(version, action, kind, payload)
+            except GatewayError as exc:
+                log.error("translation produced an invalid %s %s: %s", action, kind, exc)
+                raise GatewayError(f"internal translation error for {action}") from exc
+
+    def _check_answer(self, version: Version, action: str, result: Payload) -> None:
+        """The other side's answer must be valid before it is translated back."""
+        try:
+            schemas.validate(version, action, Kind.RESPONSE, result)
+        except GatewayError as exc:
+            side = "CSMS" if version is Version.V201 else "charger"
+            raise GatewayError(f"the {side} answered {action} invalidly: {exc}") from exc
+
+    def _context(self) -> Context:
+        return Context(
+            station_id=self.station_id,
+            tables=self._tables,
+            layout=self._layout,
+            station=self._station,
+            next_event_id=self._next_event_id,
+        )
+
+    def _next_event_id(self) -> int:
+        self._event_ids += 1
+        return self._event_ids
+
+    # --- effects --------------------------------------------------------------------
+
+    def _apply(self, effects: tuple[Effect, ...]) -> None:
+        for effect in effects:
+            match effect:
+                case RegistrationChanged(status=status, boot=boot):
+                    self._registered = status == "Accepted"
+                    self._remember_boot(boot)
+                    self._pending_record = StationRecord(self.station_id, boot, status)
+                case HoldStatus(payload=payload):
+                    self._held_statuses[payload["connectorId"]] = payload
+                case ConnectorErrorChanged(connector_id=connector, error_code=code):
+                    errors = dict(self._station.connector_errors)
+                    if code is None:
+                        errors.pop(connector, None)
+                    else:
+                        errors[connector] = code
+                    self._station = StationView(
+                        self._station.vendor, self._station.model, connector_errors=errors
+                    )
+
+    async def _send_followups(self, then: tuple[OutboundCall, ...]) -> None:
+        """After the reply: persist registration, release held statuses, extra CALLs."""
+        if self._boot_wanted and not self._boot_requested:
+            await self._request_boot()
+        record, self._pending_record = self._pending_record, None
+        if record is not None:
+            try:
+                await self._store.put_station(record)
+            except StateError:
+                log.exception("cannot store the station record")
+        calls = list(then)
+        if self._registered and self._held_statuses:
+            # 2.0.1 B01.FR.05: after acceptance the station reports each connector.
+            held, self._held_statuses = self._held_statuses, {}
+            for payload in held.values():
+                outcome = ROUTES[Direction.CHARGER_TO_CSMS, "StatusNotification"].request(
+                    payload, self._context()
+                )
+                self._apply(outcome.effects)
+                calls += ([outcome.forward] if outcome.forward else []) + list(outcome.then)
+        for extra in calls:
+            try:
+                self._check(Version.V201, extra.action, Kind.REQUEST, extra.payload)
+                await self._to_csms.call(extra.action, extra.payload)
+            except GatewayError as exc:
+                log.warning("the CSMS did not take %s: %s", extra.action, exc.description)
+
+    async def _request_boot(self) -> None:
+        """The charger talks before the gateway knows it is registered (after a gateway
+        restart without state, say): ask it for a BootNotification (1.6 §5.17), once."""
+        self._boot_requested = True
+        try:
+            await self._to_charger.call("TriggerMessage", {"requestedMessage": "BootNotification"})
+        except GatewayError as exc:
+            log.warning("the charger did not take TriggerMessage(BootNotification): %s", exc)
+
+    # --- frames out -----------------------------------------------------------------
+
+    async def _answer(self, side: Side, call: Call, payload: Payload) -> None:
+        send = self._send_to_charger if side is Side.CHARGER else self._send_to_csms_now
+        if await self._send_quietly(send, dump_result(call.unique_id, payload), side):
+            self._metrics.count_message(side, "out", "result", call.action)
+
+    async def _answer_error(self, side: Side, call: Call, error: GatewayError) -> None:
+        version = Version.V16 if side is Side.CHARGER else Version.V201
+        send = self._send_to_charger if side is Side.CHARGER else self._send_to_csms_now
+        log.info("answering %s %s with %s: %s", side, call.action, error.code, error.description)
+        frame = dump_error(call.unique_id, error.code, error.description, version, error.details)
+        if await self._send_quietly(send, frame, side):
+            self._metrics.count_message(side, "out", "error", call.action)
+            self._metrics.call_errors.labels(side, "out", error.code).inc()
+
+    async def _send_quietly(self, send: Callable[[str], Awaitable[None]], text: str, side: Side) -> bool:
+        try:
+            await send(text)
+        except PeerUnavailable as exc:
+            log.info("could not send to the %s: %s", side, exc.description)
+            return False
+        return True
+
+    async def _send_to_charger(self, text: str) -> None:
+        self._observe(Side.CHARGER, "out", text)
+        await self._charger.send(text)
+
+    async def _send_to_csms(self, text: str) -> None:
+        """Send a CALL upstream, waiting (bounded) for the connection."""
+        await self._csms.send(text, wait=self._settings.upstream_wait)
+        self._observe(Side.CSMS, "out", text)
+
+    async def _send_to_csms_now(self, text: str) -> None:
+        """Send an answer upstream: no waiting, a stale answer is worthless."""
+        await self._csms.send(text, wait=0)
+        self._observe(Side.CSMS, "out", text)
+
+    def _observe(self, side: Side, direction: str, text: str) -> None:
+        if self._observer is not None:
+            self._observer(TraceEvent(self.station_id, side, direction, text))

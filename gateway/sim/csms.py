@@ -1,0 +1,419 @@
+"""A small OCPP 2.0.1 CSMS, used as the gateway's upstream test peer.
+
+:class:`CsmsSim` accepts websocket connections (subprotocol ``ocpp2.0.1`` required) on
+any path, taking the last path segment as the station id. It behaves like a strict real
+CSMS: every message is checked against the official 2.0.1 schemas with the reference
+:mod:`jsonschema` validator (problems land in :attr:`CsmsSim.violations`), and a station
+must be booted "Accepted" before anything else it sends is processed (B02.FR.09).
+Tests observe what arrived through :attr:`CsmsSim.messages` / :meth:`CsmsSim.wait_for`
+and drive the station with :meth:`CsmsSim.call`, :meth:`CsmsSim.send_raw` and
+:meth:`CsmsSim.drop`.
+
+It shares no code with the gateway (only :mod:`gateway.sim.wire`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
+from types import TracebackType
+from typing import Self, TypeAlias
+from urllib.parse import unquote, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+from gateway.sim.wire import (
+    Call,
+    CallError,
+    HandlerResult,
+    JsonObject,
+    OcppjPeer,
+    SchemaValidator,
+    maybe_await,
+    utc_now,
+)
+
+__all__ = ["SUBPROTOCOL", "CsmsHandler", "CsmsSim", "IdTokenInfo", "Received"]
+
+SUBPROTOCOL = "ocpp2.0.1"
+
+#: A handler for a CALL the CSMS receives: (station_id, payload) -> response payload.
+CsmsHandler: TypeAlias = Callable[[str, JsonObject], HandlerResult]
+#: Given an ``idToken`` object, the ``idTokenInfo`` the CSMS answers with.
+IdTokenInfo: TypeAlias = Callable[[JsonObject], JsonObject]
+
+#: Notifications the default CSMS acknowledges with an empty response.
+_EMPTY_RESPONSE_ACTIONS = (
+    "StatusNotification",
+    "NotifyEvent",
+    "NotifyReport",
+    "MeterValues",
+    "SecurityEventNotification",
+    "FirmwareStatusNotification",
+    "LogStatusNotification",
+    "ReservationStatusUpdate",
+    "ReportChargingProfiles",
+    "NotifyChargingLimit",
+    "ClearedChargingLimit",
+)
+
+
+@dataclass(frozen=True)
+class Received:
+    """A valid CALL the CSMS received and admitted."""
+
+    station_id: str
+    action: str
+    payload: JsonObject
+    message_id: str
+
+
+@dataclass(eq=False)
+class _StationLink:
+    """One accepted websocket connection of a station."""
+
+    station_id: str
+    path: str
+    peer: OcppjPeer
+
+
+def _accept_all(_id_token: JsonObject) -> JsonObject:
+    return {"status": "Accepted"}
+
+
+def _empty(_station_id: str, _payload: JsonObject) -> JsonObject:
+    return {}
+
+
+class _StationDispatcher:
+    """Answers the CALLs one station sends (see :class:`~.wire.CallDispatcher`)."""
+
+    def __init__(self, csms: CsmsSim, station_id: str) -> None:
+        self._csms = csms
+        self._station_id = station_id
+
+    async def admit(self, call: Call) -> CallError | None:
+        csms, station_id = self._csms, self._station_id
+        if call.action != "BootNotification" and station_id not in csms.registered:
+            csms.security_errors.append((station_id, call.action))
+            description = f"{station_id} is not registered: BootNotification not Accepted yet"
+            return CallError(call.message_id, "SecurityError", description)
+        await csms._record(Received(station_id, call.action, call.payload, call.message_id))
+        if call.action not in csms.handlers:
+            return CallError(call.message_id, "NotImplemented", f"no handler for {call.action}")
+        return None
+
+    async def respond(self, call: Call) -> JsonObject:
+        handler = self._csms.handlers[call.action]
+        payload = await maybe_await(handler(self._station_id, call.payload))
+        if call.action == "BootNotification" and payload.get("status") == "Accepted":
+            self._csms.registered.add(self._station_id)
+        return payload
+
+
+class CsmsSim:
+    """An OCPP 2.0.1 CSMS for tests (see module docstring)."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        boot_status: str | Mapping[str, str] = "Accepted",
+        heartbeat_interval: int = 300,
+        id_token_info: IdTokenInfo | None = None,
+        handlers: Mapping[str, CsmsHandler] | None = None,
+        validator: SchemaValidator | None = None,
+    ) -> None:
+        self.host = host
+        self._requested_port = port
+        self.boot_status = boot_status
+        self.heartbeat_interval = heartbeat_interval
+        self.id_token_info: IdTokenInfo = id_token_info or _accept_all
+        self.handlers: dict[str, CsmsHandler] = {**self._default_handlers(), **(handlers or {})}
+        #: While True, opening handshakes are answered HTTP 503.
+        self.refuse_connections = False
+        self.violations: list[str] = []
+        self.messages: list[Received] = []
+        self.connections: list[tuple[str, str]] = []
+        self.duplicate_connections: list[str] = []
+        self.security_errors: list[tuple[str, str]] = []
+        #: Stations whose BootNotification was answered Accepted (kept across connections).
+        self.registered: set[str] = set()
+        self._validator = validator
+        self._open: dict[str, list[_StationLink]] = {}
+        self._unmatched: dict[str, asyncio.Queue[str]] = {}
+        self._changed = asyncio.Condition()
+        self._server: Server | None = None
+
+    # ---- lifecycle
+
+    async def start(self) -> None:
+        """Start listening."""
+        if self._server is not None:
+            raise RuntimeError("CsmsSim already started")
+        self._server = await serve(
+            self._serve_connection,
+            self.host,
+            self._requested_port,
+            subprotocols=[Subprotocol(SUBPROTOCOL)],
+            process_request=self._process_request,
+            compression=None,
+            ping_interval=None,
+        )
+
+    async def stop(self) -> None:
+        """Close every connection (1001), wait for their handlers, stop listening."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+            await server.wait_closed()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def port(self) -> int:
+        """The port actually listened on."""
+        if self._server is None:
+            raise RuntimeError("CsmsSim not started")
+        port: int = next(iter(self._server.sockets)).getsockname()[1]
+        return port
+
+    @property
+    def url(self) -> str:
+        """Base URL for the gateway, which appends ``/<stationId>``."""
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"ws://{host}:{self.port}/ocpp"
+
+    # ---- connections
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if self.refuse_connections:
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "CSMS sim is refusing\n")
+        return None
+
+    async def _serve_connection(self, websocket: ServerConnection) -> None:
+        request = websocket.request
+        path = request.path if request is not None else "/"
+        station_id = unquote(urlsplit(path).path.rsplit("/", 1)[-1])
+        peer = OcppjPeer(
+            websocket,
+            version="2.0.1",
+            dispatcher=_StationDispatcher(self, station_id),
+            violations=self.violations,
+            unmatched=self._unmatched_queue(station_id),
+            label=station_id,
+            validator=self._validator,
+        )
+        link = _StationLink(station_id, path, peer)
+        async with self._changed:
+            open_links = self._open.setdefault(station_id, [])
+            if open_links:
+                self.duplicate_connections.append(station_id)
+            open_links.append(link)
+            self.connections.append((station_id, path))
+            self._changed.notify_all()
+        try:
+            await peer.run()
+        finally:
+            self._open[station_id].remove(link)
+            async with self._changed:
+                self._changed.notify_all()
+
+    def _unmatched_queue(self, station_id: str) -> asyncio.Queue[str]:
+        return self._unmatched.setdefault(station_id, asyncio.Queue())
+
+    def _link(self, station_id: str) -> _StationLink:
+        open_links = self._open.get(station_id)
+        if not open_links:
+            raise LookupError(f"station {station_id!r} is not connected")
+        return open_links[-1]
+
+    def is_connected(self, station_id: str) -> bool:
+        """True while at least one connection of ``station_id`` is open."""
+        return bool(self._open.get(station_id))
+
+    def connection_count(self, station_id: str) -> int:
+        """How many connections of ``station_id`` were accepted in total."""
+        return sum(1 for station, _ in self.connections if station == station_id)
+
+    async def _wait(
+        self,
+        predicate: Callable[[], bool],
+        timeout: float,  # noqa: ASYNC109 - callers pass their deadline through
+        what: str,
+    ) -> None:
+        try:
+            async with asyncio.timeout(timeout), self._changed:
+                await self._changed.wait_for(predicate)
+        except TimeoutError:
+            raise TimeoutError(f"CsmsSim: timed out after {timeout}s waiting for {what}") from None
+
+    async def wait_connected(
+        self,
+        station_id: str,
+        *,
+        count: int = 1,
+        timeout: float = 5.0,  # noqa: ASYNC109 - API mirrors the other waits
+    ) -> None:
+        """Return once ``count`` connections of ``station_id`` were accepted in total."""
+        await self._wait(
+            lambda: self.connection_count(station_id) >= count,
+            timeout,
+            f"{count} connection(s) of {station_id!r} (seen {self.connections})",
+        )
+
+    async def wait_disconnected(
+        self,
+        station_id: str,
+        timeout: float = 5.0,  # noqa: ASYNC109 - API mirrors the other waits
+    ) -> None:
+        """Return once no connection of ``station_id`` is open."""
+        await self._wait(
+            lambda: not self.is_connected(station_id), timeout, f"{station_id!r} to disconnect"
+        )
+
+    async def drop(self, station_id: str, code: int = 1011, reason: str = "sim drop") -> None:
+        """Close the station's current connection from the CSMS side and wait until it ended."""
+        link = self._link(station_id)
+        await link.peer.websocket.close(code, reason)
+        await self._wait(
+            lambda: link not in self._open.get(station_id, []),
+            10.0,
+            f"{station_id!r} connection handler to finish",
+        )
+
+    # ---- received CALLs
+
+    async def _record(self, message: Received) -> None:
+        async with self._changed:
+            self.messages.append(message)
+            self._changed.notify_all()
+
+    def received(
+        self,
+        action: str,
+        *,
+        station_id: str | None = None,
+        where: Callable[[JsonObject], bool] | None = None,
+    ) -> list[Received]:
+        """The admitted messages matching ``action`` (and station / predicate if given)."""
+        return [
+            message
+            for message in self.messages
+            if message.action == action
+            and (station_id is None or message.station_id == station_id)
+            and (where is None or where(message.payload))
+        ]
+
+    async def wait_for(
+        self,
+        action: str,
+        *,
+        station_id: str | None = None,
+        where: Callable[[JsonObject], bool] | None = None,
+        count: int = 1,
+        timeout: float = 5.0,  # noqa: ASYNC109 - API mirrors the other waits
+    ) -> list[Received]:
+        """All matching admitted messages, once at least ``count`` of them arrived."""
+        await self._wait(
+            lambda: len(self.received(action, station_id=station_id, where=where)) >= count,
+            timeout,
+            f"{count} {action} message(s)"
+            + (f" from {station_id!r}" if station_id is not None else "")
+            + f" (received {[(m.station_id, m.action) for m in self.messages]})",
+        )
+        return self.received(action, station_id=station_id, where=where)
+
+    # ---- CSMS -> station
+
+    async def call(
+        self,
+        station_id: str,
+        action: str,
+        payload: JsonObject,
+        *,
+        timeout: float = 5.0,  # noqa: ASYNC109 - per-call answer deadline
+        validate: bool = True,
+    ) -> JsonObject:
+        """Send a CALL to the station's current connection; return the CALLRESULT payload.
+
+        Raises :class:`LookupError` if the station is not connected,
+        :class:`~.wire.SchemaViolation` for an invalid request (when ``validate``) or an
+        invalid CALLRESULT (also recorded), :class:`~.wire.CallErrorReceived` on CALLERROR,
+        :class:`TimeoutError` and :class:`ConnectionError`.
+        """
+        peer = self._link(station_id).peer
+        return await peer.call(action, payload, timeout=timeout, validate=validate)
+
+    async def send_raw(self, station_id: str, text: str) -> None:
+        """Send ``text`` unchecked to the station's current connection."""
+        await self._link(station_id).peer.send_raw(text)
+
+    async def next_unmatched(
+        self,
+        station_id: str,
+        timeout: float = 5.0,  # noqa: ASYNC109 - API mirrors the other waits
+    ) -> str:
+        """The next frame from the station that was neither a CALL nor an awaited answer."""
+        async with asyncio.timeout(timeout):
+            return await self._unmatched_queue(station_id).get()
+
+    # ---- default handlers
+
+    def _default_handlers(self) -> dict[str, CsmsHandler]:
+        handlers: dict[str, CsmsHandler] = dict.fromkeys(_EMPTY_RESPONSE_ACTIONS, _empty)
+        handlers.update(
+            BootNotification=self._on_boot,
+            Heartbeat=self._on_heartbeat,
+            Authorize=self._on_authorize,
+            TransactionEvent=self._on_transaction_event,
+            DataTransfer=self._on_data_transfer,
+            SignCertificate=self._on_sign_certificate,
+        )
+        return handlers
+
+    def _boot_status_for(self, station_id: str) -> str:
+        if isinstance(self.boot_status, str):
+            return self.boot_status
+        return self.boot_status.get(station_id, "Accepted")
+
+    def _on_boot(self, station_id: str, _payload: JsonObject) -> JsonObject:
+        return {
+            "currentTime": utc_now(),
+            "interval": self.heartbeat_interval,
+            "status": self._boot_status_for(station_id),
+        }
+
+    def _on_heartbeat(self, _station_id: str, _payload: JsonObject) -> JsonObject:
+        return {"currentTime": utc_now()}
+
+    def _on_authorize(self, _station_id: str, payload: JsonObject) -> JsonObject:
+        return {"idTokenInfo": self.id_token_info(payload["idToken"])}
+
+    def _on_transaction_event(self, _station_id: str, payload: JsonObject) -> JsonObject:
+        if "idToken" in payload:
+            return {"idTokenInfo": self.id_token_info(payload["idToken"])}
+        return {}
+
+    def _on_data_transfer(self, _station_id: str, _payload: JsonObject) -> JsonObject:
+        return {"status": "UnknownVendorId"}
+
+    def _on_sign_certificate(self, _station_id: str, _payload: JsonObject) -> JsonObject:
+        return {"status": "Accepted"}

@@ -1,0 +1,39 @@
+"""The Store protocol: what must survive a gateway restart.
+
+Layer: state. Implementations wrap their driver's exceptions in :class:`StateError`;
+a store failure changes session behaviour, it never becomes a CALLERROR by itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from gateway.ocppj import Payload
+
+
+class StateError(Exception):
+    """The store could not be opened, read or written."""
+
+
+@dataclass(frozen=True, slots=True)
+class StationRecord:
+    """What the gateway knows about a station between connections."""
+
+    station_id: str
+    boot: Payload  # the last 1.6 BootNotification request
+    registration: str  # the CSMS's last answer: Accepted | Pending | Rejected
+
+
+class Store(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise StateError when the store is unreachable (for /readyz)."""
+        ...
+
+    async def get_station(self, station_id: str) -> StationRecord | None: ...
+
+    async def put_station(self, record: StationRecord) -> None: ...

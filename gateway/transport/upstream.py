@@ -1,0 +1,176 @@
+"""The upstream (CSMS-facing) websocket of one station, with reconnects.
+
+Layer: transport. Implements ``gateway.session.links.CsmsLink`` over websockets and
+maps websockets' exceptions to :class:`~gateway.errors.PeerUnavailable`: they change
+the session's state, they never leak into it.
+
+Reconnects use exponential backoff with "equal jitter" (half fixed, half random): a
+CSMS restart disconnects every station at once, and full jitter would let some of
+thousands of stations come back almost immediately and all together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from gateway.errors import PeerUnavailable
+from gateway.metrics import GatewayMetrics
+from gateway.ocppj import Version
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    initial: float = 1.0
+    maximum: float = 60.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before reconnect ``attempt`` (0-based): in [c/2, c]."""
+        ceiling = min(self.maximum, self.initial * 2 ** min(attempt, 32))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def station_url(base: str, station_id: str) -> str:
+    """``<upstream>/<stationId>``: the same identity on both legs (2.0.1 Part 4 §6.2)."""
+    return f"{base.rstrip('/')}/{quote(station_id, safe='')}"
+
+
+class UpstreamLink:
+    def __init__(
+        self,
+        *,
+        url: str,
+        station_id: str,
+        metrics: GatewayMetrics,
+        reconnect: bool = True,
+        backoff: Backoff | None = None,
+        max_frame_bytes: int = 2**20,
+        ping_interval: float | None = 60.0,
+        open_timeout: float = 10.0,
+    ) -> None:
+        self._url = station_url(url, station_id)
+        self._metrics = metrics
+        self._reconnect = reconnect
+        self._backoff = backoff or Backoff()
+        self._max_frame_bytes = max_frame_bytes
+        self._ping_interval = ping_interval or None
+        self._open_timeout = open_timeout
+        self._ws: ClientConnection | None = None
+        self._connected = asyncio.Event()
+        self._closing = asyncio.Event()
+
+    @property
+    def connected(self) -> bool:
+        return self._ws is not None
+
+    async def run(
+        self,
+        on_frame: Callable[[str], Awaitable[None]],
+        on_disconnect: Callable[[], None],
+    ) -> None:
+        attempt = 0
+        while not self._closing.is_set():
+            if attempt:
+                delay = self._backoff.delay(attempt - 1)
+                log.info("reconnecting to the CSMS in %.1f s (attempt %d)", delay, attempt)
+                if await self._closed_within(delay):
+                    return
+            ws = await self._open(attempt)
+            if ws is None:
+                if not self._reconnect:
+                    return
+                attempt += 1
+                continue
+            attempt = 1  # a dropped connection also waits (jittered) before coming back
+            await self._serve(ws, on_frame, on_disconnect)
+            if not self._reconnect:
+                return
+
+    async def _open(self, attempt: int) -> ClientConnection | None:
+        try:
+            ws = await connect(
+                self._url,
+                subprotocols=[Version.V201],  # type: ignore[list-item]
+                compression=None,  # permessage-deflate triples memory per socket
+                max_size=self._max_frame_bytes,
+                open_timeout=self._open_timeout,
+                ping_interval=self._ping_interval,
+            )
+        except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
+            if attempt:
+                self._metrics.upstream_reconnects.labels("failed").inc()
+            log.warning("cannot connect to the CSMS at %s: %s", self._url, exc)
+            return None
+        if ws.subprotocol != Version.V201:
+            log.error("the CSMS did not accept subprotocol %s; closing", Version.V201.value)
+            await ws.close(1002, "ocpp2.0.1 required")
+            return None
+        if attempt:
+            self._metrics.upstream_reconnects.labels("connected").inc()
+        return ws
+
+    async def _serve(
+        self,
+        ws: ClientConnection,
+        on_frame: Callable[[str], Awaitable[None]],
+        on_disconnect: Callable[[], None],
+    ) -> None:
+        self._ws = ws
+        self._connected.set()
+        gauge = self._metrics.connections.labels("csms", Version.V201)
+        gauge.inc()
+        log.info("connected to the CSMS at %s", self._url)
+        try:
+            async for message in ws:
+                text = message if isinstance(message, str) else message.decode("utf-8", "replace")
+                await on_frame(text)
+        except ConnectionClosed:
+            pass
+        finally:
+            self._ws = None
+            self._connected.clear()
+            gauge.dec()
+            on_disconnect()
+        if not self._closing.is_set():
+            log.warning(
+                "the CSMS closed the connection (code %s %s)", ws.close_code, ws.close_reason
+            )
+
+    async def _closed_within(self, delay: float) -> bool:
+        try:
+            await asyncio.wait_for(self._closing.wait(), delay)
+        except TimeoutError:
+            return False
+        return True
+
+    async def send(self, text: str, *, wait: float) -> None:
+        ws = self._ws
+        if ws is None:
+            if wait <= 0:
+                raise PeerUnavailable("not connected to the CSMS")
+            try:
+                await asyncio.wait_for(self._connected.wait(), wait)
+            except TimeoutError:
+                raise PeerUnavailable(f"no connection to the CSMS within {wait:g} s") from None
+            ws = self._ws
+            if ws is None:
+                raise PeerUnavailable("not connected to the CSMS")
+        try:
+            await ws.send(text)
+        except ConnectionClosed:
+            raise PeerUnavailable("the CSMS connection closed") from None
+
+    async def close(self) -> None:
+        self._closing.set()
+        ws = self._ws
+        if ws is not None:
+            await ws.close(1000, "charger disconnected")

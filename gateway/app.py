@@ -24,10 +24,10 @@ from gateway.session.bridge import SessionSettings, TranslatingSession
 from gateway.session.links import FrameObserver
 from gateway.session.passthrough import PassThroughSession
 from gateway.state import StateError, Store, open_store
-from gateway.transport.server import ChargerServer, WebsocketChargerLink
-from gateway.transport.upstream import Backoff, UpstreamLink
 from gateway.translate.layout import EvseLayout
 from gateway.translate.tables import TranslationTables
+from gateway.transport.server import ChargerServer, WebsocketChargerLink
+from gateway.transport.upstream import Backoff, UpstreamLink
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +127,9 @@ class Gateway:
         try:
             await asyncio.wait_for(self._chargers.close(), self.settings.shutdown_grace)
         except TimeoutError:
-            log.warning("chargers still open after %.0f s; exiting anyway",
-                        self.settings.shutdown_grace)
+            log.warning(
+                "chargers still open after %.0f s; exiting anyway", self.settings.shutdown_grace
+            )
         if self._ops is not None:
             await self._ops.stop()
         await self.store.close()
@@ -162,8 +163,10 @@ class Gateway:
             running.done.set()
 
     async def _replace(self, previous: _Running) -> None:
-        log.warning("station %s connected again: replacing its previous connection",
-                    previous.link.station_id)
+        log.warning(
+            "station %s connected again: replacing its previous connection",
+            previous.link.station_id,
+        )
         self.metrics.replaced.inc()
         await previous.upstream.close()
         await previous.link.close(*REPLACED)

@@ -51,11 +51,15 @@ async def _serve(settings: Settings) -> int:
 
 def _check_config(settings: Settings) -> int:
     tables = load_tables(Path(settings.mappings) if settings.mappings else None)
-    print(f"configuration OK: listen {settings.listen}, upstream {settings.upstream}, "
-          f"state {settings.state.split('://', 1)[0]}, metrics {settings.metrics or 'off'}")
-    print(f"mapping tables OK: {len(tables.error_events)} error codes, "
-          f"{len(tables.id_tokens.rules)} idToken rules, "
-          f"{len(tables.vendor_id_tokens)} vendor overrides")
+    print(
+        f"configuration OK: listen {settings.listen}, upstream {settings.upstream}, "
+        f"state {settings.state.split('://', 1)[0]}, metrics {settings.metrics or 'off'}"
+    )
+    print(
+        f"mapping tables OK: {len(tables.error_events)} error codes, "
+        f"{len(tables.id_tokens.rules)} idToken rules, "
+        f"{len(tables.vendor_id_tokens)} vendor overrides"
+    )
     return 0
 
 
@@ -75,8 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--duration", type=float, default=20.0, help="seconds to run (default 20)")
     demo.add_argument("--chargers", type=int, default=3, help="simulated chargers (default 3)")
-    demo.add_argument("--state-dir", default=None,
-                      help="directory for the SQLite state (default: a temporary one)")
+    demo.add_argument(
+        "--state-dir",
+        default=None,
+        help="directory for the SQLite state (default: a temporary one)",
+    )
     demo.add_argument("--log-level", default="warning", help="gateway log level (default warning)")
     return parser
 

@@ -515,7 +515,7 @@ def _check_upstream(url: str) -> None:
 def _check_state(url: str) -> None:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    if scheme not in STATE_SCHEMES or ("://" not in url and scheme != "memory"):
+    if scheme not in STATE_SCHEMES or "://" not in url:
         raise _Problem(
             "must be sqlite:///path, redis://host:port/db, rediss://host:port/db or "
             f"memory://, got {url!r}"

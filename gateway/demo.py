@@ -114,9 +114,13 @@ async def run_demo(
             )
             gateway = Gateway(settings, observer=view)
             await gateway.start()
-            print(f"ocpp-gateway demo: CSMS {csms.url}, gateway ws://127.0.0.1:"
-                  f"{gateway.charger_port}/ocpp/<id>, metrics http://127.0.0.1:"
-                  f"{gateway.ops_port}/metrics, state {state}", file=out, flush=True)
+            print(
+                f"ocpp-gateway demo: CSMS {csms.url}, gateway ws://127.0.0.1:"
+                f"{gateway.charger_port}/ocpp/<id>, metrics http://127.0.0.1:"
+                f"{gateway.ops_port}/metrics, state {state}",
+                file=out,
+                flush=True,
+            )
             url = f"ws://127.0.0.1:{gateway.charger_port}/ocpp"
             sims = [ChargerSim(url, f"DEMO-{n:03d}") for n in range(1, chargers + 1)]
             stop = asyncio.Event()
@@ -127,8 +131,11 @@ async def run_demo(
                         tasks.create_task(_charger_script(sim, number, stop))
                     if sims:
                         await csms.wait_for("DataTransfer", timeout=10)
-                        await csms.call(sims[0].charge_point_id, "DataTransfer",
-                                        {"vendorId": "com.example.csms", "data": {"hello": 1}})
+                        await csms.call(
+                            sims[0].charge_point_id,
+                            "DataTransfer",
+                            {"vendorId": "com.example.csms", "data": {"hello": 1}},
+                        )
                     remaining = duration - (time.monotonic() - started)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(asyncio.Event().wait(), max(remaining, 0))

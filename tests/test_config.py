@@ -93,8 +93,10 @@ def test_config_path_comes_from_the_flag_before_the_env(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("true", True), ("TRUE", True), ("1", True), ("Yes", True)]
-    + [("false", False), ("0", False), ("no", False), ("NO", False)],
+    [
+        *[("true", True), ("TRUE", True), ("1", True), ("Yes", True)],
+        *[("false", False), ("0", False), ("no", False), ("NO", False)],
+    ],
 )
 def test_env_booleans_accept_the_usual_words(text: str, expected: bool) -> None:
     """Boolean env vars accept true/false, 1/0 and yes/no in any case."""
@@ -181,7 +183,7 @@ def test_wrongly_typed_toml_value_is_an_error(tmp_path: Path) -> None:
 
 def test_missing_or_invalid_config_file_is_an_error(tmp_path: Path) -> None:
     """An unreadable or syntactically broken file is a ConfigError naming the file."""
-    with pytest.raises(ConfigError, match="nope.toml: cannot read config file"):
+    with pytest.raises(ConfigError, match=r"nope\.toml: cannot read config file"):
         load_settings({"config": str(tmp_path / "nope.toml")}, {})
     broken = write_toml(tmp_path, "listen = \n")
     with pytest.raises(ConfigError, match="invalid TOML"):
@@ -209,7 +211,7 @@ def test_host_port_parsing_handles_ipv4_names_and_ipv6() -> None:
 )
 def test_malformed_listen_addresses_are_rejected(text: str) -> None:
     """Addresses that are not host:port are ConfigErrors naming the flag."""
-    with pytest.raises(ConfigError, match="^--listen must be host:port"):
+    with pytest.raises(ConfigError, match=r"^--listen must be host:port"):
         load_settings({"listen": text}, {})
 
 
@@ -260,17 +262,18 @@ def test_supported_state_urls_are_accepted(url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["postgres://db/x", "sqlite://host/x.db", "sqlite:///", "redis:///0", "redis://h/x"]
+    "url",
+    ["postgres://db/x", "sqlite://host/x.db", "sqlite:///", "redis:///0", "redis://h/x", "memory:"],
 )
 def test_unsupported_state_urls_are_rejected(url: str) -> None:
     """Unknown schemes and malformed sqlite/redis URLs are ConfigErrors naming the flag."""
-    with pytest.raises(ConfigError, match="^--state must be"):
+    with pytest.raises(ConfigError, match=r"^--state must be"):
         load_settings({"state": url}, {})
 
 
 def test_enumerated_settings_reject_unknown_values() -> None:
     """log_level and log_format only take their documented values."""
-    with pytest.raises(ConfigError, match="debug, info, warning, error"):
+    with pytest.raises(ConfigError, match=r"debug, info, warning, error"):
         load_settings({}, {"OCPP_GATEWAY_LOG_LEVEL": "verbose"})
     with pytest.raises(ConfigError, match="text, json"):
         load_settings({"log_format": "xml"}, {})

@@ -251,9 +251,12 @@ class TranslatingSession:
                     await self._answer_error(Side.CSMS, call, exc)
                 continue
             if epoch != self._csms_epoch:
-                log.info("dropping the answer to %s: asked on a closed CSMS connection", call.action)
+                log.info(
+                    "dropping the answer to %s: asked on a closed CSMS connection", call.action
+                )
                 continue
             await self._answer(Side.CSMS, call, reply)
+            await self._send_followups(then)
 
     async def _translate_call(
         self, direction: Direction, call: Call
@@ -273,9 +276,7 @@ class TranslatingSession:
         ctx = self._context()
         outcome = convert(call.payload, ctx)
         self._apply(outcome.effects)
-        self._metrics.translation_duration.labels(direction).observe(
-            time.perf_counter() - started
-        )
+        self._metrics.translation_duration.labels(direction).observe(time.perf_counter() - started)
         if outcome.forward is None:
             reply = outcome.reply or {}
             then = outcome.then
@@ -403,7 +404,9 @@ class TranslatingSession:
             self._metrics.count_message(side, "out", "error", call.action)
             self._metrics.call_errors.labels(side, "out", error.code).inc()
 
-    async def _send_quietly(self, send: Callable[[str], Awaitable[None]], text: str, side: Side) -> bool:
+    async def _send_quietly(
+        self, send: Callable[[str], Awaitable[None]], text: str, side: Side
+    ) -> bool:
         try:
             await send(text)
         except PeerUnavailable as exc:

@@ -85,9 +85,7 @@ class OutgoingCalls:
 
     async def _exchange(self, action: str, payload: Payload) -> CallResult | CallError:
         unique_id = f"{self._prefix}-{next(self._counter)}"
-        answer: asyncio.Future[CallResult | CallError] = (
-            asyncio.get_running_loop().create_future()
-        )
+        answer: asyncio.Future[CallResult | CallError] = asyncio.get_running_loop().create_future()
         self._pending = _Pending(unique_id, action, time.perf_counter(), answer)
         try:
             await self._send(dump_call(unique_id, action, payload))

@@ -72,9 +72,9 @@ Effect = RegistrationChanged | HoldStatus | ConnectorErrorChanged
 class Outcome:
     """What to do about one received CALL (or one received answer)."""
 
-    forward: OutboundCall | None = None
-    reply: Payload | None = None
-    then: tuple[OutboundCall, ...] = ()
+    forward: OutboundCall | None = None  # to the other side; its answer makes the reply
+    reply: Payload | None = None  # the gateway's own answer, when nothing is forwarded
+    then: tuple[OutboundCall, ...] = ()  # CSMS-bound CALLs the gateway sends after replying
     effects: tuple[Effect, ...] = ()
 
 

@@ -33,7 +33,7 @@ from gateway.ocppj import Version
 log = logging.getLogger(__name__)
 
 MAX_IDENTITY_LENGTH: Final = 48
-_IDENTITY: Final = re.compile(r"[A-Za-z0-9*\-_=+|@.]{1,%d}" % MAX_IDENTITY_LENGTH)
+_IDENTITY: Final = re.compile(rf"[A-Za-z0-9*\-_=+|@.]{{1,{MAX_IDENTITY_LENGTH}}}")
 # Preference when a charger offers both: a native 2.0.1 charger is passed through.
 SUBPROTOCOLS: Final = (Subprotocol(Version.V201.value), Subprotocol(Version.V16.value))
 

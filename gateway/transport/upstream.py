@@ -35,7 +35,7 @@ class Backoff:
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before reconnect ``attempt`` (0-based): in [c/2, c]."""
-        ceiling = min(self.maximum, self.initial * 2 ** min(attempt, 32))
+        ceiling: float = min(self.maximum, self.initial * 2.0 ** min(attempt, 32))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
@@ -110,7 +110,7 @@ class UpstreamLink:
                 self._metrics.upstream_reconnects.labels("failed").inc()
             log.warning("cannot connect to the CSMS at %s: %s", self._url, exc)
             return None
-        if ws.subprotocol != Version.V201:
+        if ws.subprotocol != Version.V201.value:
             log.error("the CSMS did not accept subprotocol %s; closing", Version.V201.value)
             await ws.close(1002, "ocpp2.0.1 required")
             return None

@@ -20,6 +20,7 @@ from gateway import __version__
 from gateway.config import ConfigError, Settings, add_settings_arguments, settings_from_namespace
 from gateway.logs import configure_logging
 from gateway.mappings import MappingError, load_tables
+from gateway.state import StateError, open_store
 
 log = logging.getLogger("gateway.cli")
 
@@ -50,6 +51,7 @@ async def _serve(settings: Settings) -> int:
 
 
 def _check_config(settings: Settings) -> int:
+    open_store(settings.state)  # the URL names a store this gateway has
     tables = load_tables(Path(settings.mappings) if settings.mappings else None)
     print(
         f"configuration OK: listen {settings.listen}, upstream {settings.upstream}, "
@@ -105,7 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check-config":
             return _check_config(settings)
         settings.require_upstream()
-    except (ConfigError, MappingError) as exc:
+        open_store(settings.state)
+    except (ConfigError, MappingError, StateError) as exc:
         print(f"ocpp-gateway: {exc}", file=sys.stderr)
         return 2
     return run_event_loop(_serve(settings))

@@ -14,6 +14,8 @@ def open_store(url: str) -> Store:
         return SqliteStore(url.removeprefix("sqlite://").removeprefix("/") or ":memory:")
     if url.startswith("memory://"):
         return MemoryStore()
+    if url.startswith(("redis://", "rediss://")):
+        raise StateError("the Redis store is not in this release yet: use sqlite:///path")
     raise StateError(f"unsupported state URL {url!r} (sqlite:///path or memory://)")
 
 

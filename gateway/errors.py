@@ -46,8 +46,9 @@ class GatewayError(Exception):
 class FrameError(GatewayError):
     """The frame is not OCPP-J: not JSON, not an array, wrong element types.
 
-    ``unique_id`` is the message id when it could still be read, so the peer can be
-    answered; OCPP 2.0.1 Part 4 §4.2.3 answers unreadable ids with ``"-1"``.
+    ``unique_id`` is the message id when it could still be read; OCPP 2.0.1 Part 4
+    §4.2.3 answers unreadable ids with ``"-1"``. ``answerable`` is False for a broken
+    CALLRESULT or CALLERROR: OCPP-J never answers an answer, so those are only logged.
     """
 
     code = ErrorCode.RPC_FRAMEWORK_ERROR
@@ -58,9 +59,11 @@ class FrameError(GatewayError):
         *,
         unique_id: str | None = None,
         code: ErrorCode | None = None,
+        answerable: bool = True,
     ) -> None:
         super().__init__(description)
         self.unique_id = unique_id
+        self.answerable = answerable
         if code is not None:
             self.code = code
 

@@ -104,20 +104,23 @@ def parse(data: str | bytes) -> Frame:
         message = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise FrameError(f"not JSON: {exc}") from None
-    if not isinstance(message, list) or len(message) < 3:
+    if not isinstance(message, list) or len(message) < 2:
         raise FrameError("an OCPP-J message is a JSON array of 3 to 5 elements")
     kind, unique_id = message[0], message[1]
     if not isinstance(unique_id, str) or not unique_id:
         raise FrameError("message id must be a non-empty string")
     if len(unique_id) > MAX_UNIQUE_ID_LENGTH:
         raise FrameError("message id longer than 36 characters")
-    if kind == MessageType.CALL and type(kind) is int:
+    is_int = type(kind) is int
+    if is_int and kind == MessageType.CALL:
         return _parse_call(message, unique_id)
-    if kind == MessageType.CALLRESULT and type(kind) is int:
+    if is_int and kind == MessageType.CALLRESULT:
         if len(message) != 3 or not isinstance(message[2], dict):
-            raise FrameError("CALLRESULT must be [3, id, {payload}]", unique_id=unique_id)
+            raise FrameError(
+                "CALLRESULT must be [3, id, {payload}]", unique_id=unique_id, answerable=False
+            )
         return CallResult(unique_id, message[2])
-    if kind == MessageType.CALLERROR and type(kind) is int:
+    if is_int and kind == MessageType.CALLERROR:
         return _parse_call_error(message, unique_id)
     raise FrameError(
         f"unknown message type {kind!r}",
@@ -138,13 +141,16 @@ def _parse_call(message: list[Any], unique_id: str) -> Call:
 
 
 def _parse_call_error(message: list[Any], unique_id: str) -> CallError:
+    def broken(why: str) -> FrameError:
+        return FrameError(why, unique_id=unique_id, answerable=False)
+
     if len(message) != 5:
-        raise FrameError("CALLERROR must be [4, id, code, description, {details}]")
+        raise broken("CALLERROR must be [4, id, code, description, {details}]")
     code, description, details = message[2], message[3], message[4]
     if not isinstance(code, str) or not isinstance(description, str):
-        raise FrameError("CALLERROR code and description must be strings")
+        raise broken("CALLERROR code and description must be strings")
     if not isinstance(details, dict):
-        raise FrameError("CALLERROR details must be a JSON object")
+        raise broken("CALLERROR details must be a JSON object")
     return CallError(unique_id, code, description, details)
 
 

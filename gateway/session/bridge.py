@@ -203,8 +203,8 @@ class TranslatingSession:
         except FrameError as exc:
             self._metrics.invalid_frames.labels(side).inc()
             log.warning("invalid frame from the %s: %s", side, exc.description)
-            if exc.unique_id is None and version is Version.V16:
-                return None  # 1.6 defines no answer to a message without a readable id
+            if not exc.answerable or (exc.unique_id is None and version is Version.V16):
+                return None  # never answer an answer; 1.6 defines no id-less answer
             reply = dump_error(exc.unique_id or _UNREADABLE_ID, exc.code, exc.description, version)
             await self._send_quietly(send, reply, side)
             self._metrics.call_errors.labels(side, "out", exc.code).inc()

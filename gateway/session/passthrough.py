@@ -115,7 +115,10 @@ class PassThroughSession:
                 schemas.validate(Version.V201, frame.action, Kind.REQUEST, frame.payload)
         except FrameError as exc:
             self._metrics.invalid_frames.labels(sender).inc()
-            await self._reject(sender, exc.unique_id or "-1", exc)
+            if exc.answerable:
+                await self._reject(sender, exc.unique_id or "-1", exc)
+            else:
+                log.warning("dropping a malformed answer from the %s: %s", sender, exc)
             return False
         except GatewayError as exc:
             assert isinstance(frame, Call)

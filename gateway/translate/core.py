@@ -24,6 +24,7 @@ from gateway.translate.types import (
     OutboundCall,
     Outcome,
     RegistrationChanged,
+    normalise_datetime,
 )
 
 # --- BootNotification (2.0.1 B01) ---------------------------------------------------
@@ -104,7 +105,8 @@ _TECH_INFO_MAX: Final = 500
 
 def status_notification_req(payload: Payload, ctx: Context) -> Outcome:
     connector_id: int = payload["connectorId"]
-    timestamp = payload.get("timestamp") or ctx.now()  # 1.6: absent = time of receipt
+    # 1.6: an absent timestamp means the time of receipt.
+    timestamp = normalise_datetime(payload["timestamp"]) if "timestamp" in payload else ctx.now()
     error = None if payload["errorCode"] == _NO_ERROR else payload["errorCode"]
     previous_error = ctx.station.connector_errors.get(connector_id)
     events = _status_events(payload, connector_id, timestamp, error, previous_error, ctx)
@@ -144,62 +146,32 @@ def _status_events(
     """NotifyEvent eventData for what a 2.0.1 StatusNotification cannot carry (§2.2)."""
     events: list[Payload] = []
     if connector_id == 0:
+        # AvailabilityState's valuesList is the 2.0.1 connector status set; 1.6 allows
+        # only Available/Unavailable/Faulted on connector 0, but map anything sent.
         tech = {} if error else _tech_fields(payload, None)
-        events.append(
-            _event(
-                ctx,
-                timestamp,
-                "Delta",
-                payload["status"],
-                ("ChargingStation", None),
-                "AvailabilityState",
-                tech,
-            )
-        )
+        state = CONNECTOR_STATUS[payload["status"]]
+        station = ("ChargingStation", None)
+        events.append(_event(ctx, timestamp, "Delta", state, station, "AvailabilityState", tech))
+    if previous_error is not None and previous_error != error:
+        # The fault reported earlier is gone (NoError, or another fault replaced it):
+        # clear it (2.0.1 EventDataType.cleared), or it stays raised at the CSMS forever.
+        mapped = ctx.tables.error_events[previous_error]
+        component = (mapped.component, _component_evse(mapped, connector_id, ctx))
+        tech = {"techCode": previous_error[:_TECH_CODE_MAX]}
+        cleared = _event(ctx, timestamp, "Alerting", "false", component, mapped.variable, tech)
+        cleared["cleared"] = True
+        events.append(cleared)
     if error is not None:
         mapped = ctx.tables.error_events[error]
         component = (mapped.component, _component_evse(mapped, connector_id, ctx))
-        events.append(
-            _event(
-                ctx,
-                timestamp,
-                "Alerting",
-                "true",
-                component,
-                mapped.variable,
-                _tech_fields(payload, error),
-            )
-        )
-    elif previous_error is not None:
-        # The fault reported earlier is gone: clear it (2.0.1 EventDataType.cleared).
-        mapped = ctx.tables.error_events[previous_error]
-        component = (mapped.component, _component_evse(mapped, connector_id, ctx))
-        cleared = _event(
-            ctx,
-            timestamp,
-            "Alerting",
-            "false",
-            component,
-            mapped.variable,
-            _tech_fields(payload, None),
-        )
-        cleared["cleared"] = True
-        events.append(cleared)
-    elif connector_id != 0 and (tech := _tech_fields(payload, None)):
+        tech = _tech_fields(payload, error)
+        events.append(_event(ctx, timestamp, "Alerting", "true", component, mapped.variable, tech))
+    elif previous_error is None and connector_id != 0 and (tech := _tech_fields(payload, None)):
         # NoError, yet the charger said something (info, vendorErrorCode): carry it on
         # the connector's AvailabilityState rather than drop it.
         component = ("Connector", _connector_evse(connector_id, ctx))
-        events.append(
-            _event(
-                ctx,
-                timestamp,
-                "Delta",
-                CONNECTOR_STATUS[payload["status"]],
-                component,
-                "AvailabilityState",
-                tech,
-            )
-        )
+        state = CONNECTOR_STATUS[payload["status"]]
+        events.append(_event(ctx, timestamp, "Delta", state, component, "AvailabilityState", tech))
     return events
 
 

@@ -50,13 +50,15 @@ class EvseLayout:
     def to_v16(self, evse_id: int, connector_id: int | None = None) -> int:
         """The 1.6 connectorId for a 2.0.1 EVSE (and connector, default the EVSE's first)."""
         if not self.connectors:
+            if evse_id < 1:
+                raise UnmappedValue(f"evseId {evse_id} is not an EVSE")
             if connector_id not in (None, 1):
                 raise UnmappedValue(f"EVSE {evse_id} has only connector 1")
             return evse_id
-        wanted = (evse_id, connector_id or 1)
+        wanted = (evse_id, 1 if connector_id is None else connector_id)
         try:
             return self._reverse[wanted]
         except KeyError:
             raise UnmappedValue(
-                f"EVSE {evse_id} connector {connector_id or 1} is not in this station's layout"
+                f"EVSE {evse_id} connector {wanted[1]} is not in this station's layout"
             ) from None

@@ -14,6 +14,7 @@ both, so tests pin them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -107,8 +108,26 @@ class Context:
         return format_datetime(self.clock())
 
 
+_CONFORMANT_DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,3})?Z")
+
+
 def format_datetime(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def normalise_datetime(text: str) -> str:
+    """A received dateTime as 2.0.1 wants it: UTC, "Z", at most 3 fractional digits
+    (2.0.1 §2.1.4). 1.6 chargers send microseconds or offsets that strict CSMSs refuse.
+    An unreadable value (the schema already accepted it) is passed on unchanged."""
+    if _CONFORMANT_DATETIME.fullmatch(text):
+        return text  # the common case: unchanged, byte for byte
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    if moment.tzinfo is None:  # OCPP 1.6 §7.x: times are UTC
+        moment = moment.replace(tzinfo=UTC)
+    return format_datetime(moment)
 
 
 RequestConverter = Callable[[Payload, Context], Outcome]

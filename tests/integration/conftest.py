@@ -8,7 +8,7 @@ official schemas (they fail the test through ``assert_no_violations``).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -59,12 +59,34 @@ def charger_url(gateway: Gateway) -> str:
 
 
 @pytest.fixture
-async def make_charger(charger_url: str) -> AsyncIterator[Callable[..., ChargerSim]]:
-    """Build chargers (not yet connected); they are closed and checked at teardown."""
+async def make_gateway(
+    csms: CsmsSim, tmp_path: Path
+) -> AsyncIterator[Callable[..., Awaitable[Gateway]]]:
+    """Start extra gateways with ``gateway_settings`` overrides; each has its own SQLite file.
+
+    Stopped at teardown unless the test already stopped it (``stop()`` runs only once).
+    """
+    started: list[Gateway] = []
+
+    async def make(**overrides: object) -> Gateway:
+        gw = Gateway(gateway_settings(csms, tmp_path / f"gateway-{len(started)}", **overrides))
+        await gw.start()
+        started.append(gw)
+        return gw
+
+    yield make
+    for gw in reversed(started):
+        if await gw.ready() != (False, "draining"):
+            await gw.stop()
+
+
+@pytest.fixture
+async def chargers() -> AsyncIterator[Callable[..., ChargerSim]]:
+    """Build chargers for any gateway URL (not yet connected); closed and checked at teardown."""
     made: list[ChargerSim] = []
 
-    def make(charge_point_id: str = "CP-1", **kwargs: object) -> ChargerSim:
-        sim = ChargerSim(charger_url, charge_point_id, **kwargs)  # type: ignore[arg-type]
+    def make(base_url: str, charge_point_id: str = "CP-1", **kwargs: object) -> ChargerSim:
+        sim = ChargerSim(base_url, charge_point_id, **kwargs)  # type: ignore[arg-type]
         made.append(sim)
         return sim
 
@@ -72,6 +94,18 @@ async def make_charger(charger_url: str) -> AsyncIterator[Callable[..., ChargerS
     for sim in made:
         await sim.close()
         assert sim.violations == [], f"{sim.charge_point_id} received schema-invalid payloads"
+
+
+@pytest.fixture
+def make_charger(
+    charger_url: str, chargers: Callable[..., ChargerSim]
+) -> Callable[..., ChargerSim]:
+    """Build chargers for the ``gateway`` fixture (not yet connected)."""
+
+    def make(charge_point_id: str = "CP-1", **kwargs: object) -> ChargerSim:
+        return chargers(charger_url, charge_point_id, **kwargs)
+
+    return make
 
 
 @pytest.fixture

@@ -1,0 +1,99 @@
+"""Tests for gateway.translate.dispatch: the ROUTES table is consistent with both versions."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.ocppj import Payload, Version
+from gateway.schemas import Kind, known_actions, validate
+from gateway.translate.dispatch import ROUTES
+from gateway.translate.types import Direction
+
+from .conftest import MakeContext
+
+#: (sender version, receiver version) of each direction.
+VERSIONS = {
+    Direction.CHARGER_TO_CSMS: (Version.V16, Version.V201),
+    Direction.CSMS_TO_CHARGER: (Version.V201, Version.V16),
+}
+
+#: 1.6 CALLs a charger may send before the CSMS accepted its BootNotification: the boot
+#: itself (B01.FR.08), and the two the gateway can answer or hold without the CSMS.
+ALLOWED_BEFORE_ACCEPTED = {"BootNotification", "Heartbeat", "StatusNotification"}
+
+#: A valid 1.6 request for each action that has a before_accepted converter.
+SAMPLES: dict[str, Payload] = {
+    "BootNotification": {"chargePointVendor": "ACME", "chargePointModel": "Wallbox 22"},
+    "Heartbeat": {},
+    "StatusNotification": {"connectorId": 1, "errorCode": "NoError", "status": "Available"},
+}
+
+ROUTE_KEYS = [pytest.param(key, id=f"{key[0].value}/{key[1]}") for key in ROUTES]
+EARLY_KEYS = [
+    pytest.param(key, id=key[1])
+    for key, route in ROUTES.items()
+    if key[0] is Direction.CHARGER_TO_CSMS and route.before_accepted is not None
+]
+
+
+@pytest.mark.parametrize("key", ROUTE_KEYS)
+def test_route_action_is_a_real_action_of_the_sender_version(key: tuple[Direction, str]) -> None:
+    """A charger sends 1.6 actions and the CSMS 2.0.1 ones; a route for anything else is dead."""
+    direction, action = key
+    sender, _ = VERSIONS[direction]
+    assert action in known_actions(sender)
+
+
+@pytest.mark.parametrize("key", ROUTE_KEYS)
+def test_route_target_is_a_real_action_of_the_receiver_version(key: tuple[Direction, str]) -> None:
+    """What a route forwards must exist in the version of the side receiving it."""
+    direction, _ = key
+    _, receiver = VERSIONS[direction]
+    assert ROUTES[key].target in known_actions(receiver)
+
+
+@pytest.mark.parametrize("key", ROUTE_KEYS)
+def test_route_converters_follow_the_req_conf_naming(key: tuple[Direction, str]) -> None:
+    """Request converters are <message>_req and result converters <message>_conf (core.py)."""
+    route = ROUTES[key]
+    assert route.request.__name__.endswith("_req")
+    assert route.result.__name__.endswith("_conf")
+
+
+def test_only_boot_heartbeat_and_status_have_a_before_accepted_converter() -> None:
+    """Every other charger CALL must be refused until registration (B01.FR.08, B02.FR.09)."""
+    early = {
+        action
+        for (direction, action), route in ROUTES.items()
+        if direction is Direction.CHARGER_TO_CSMS and route.before_accepted is not None
+    }
+    assert early == ALLOWED_BEFORE_ACCEPTED
+
+
+def test_csms_routes_have_no_before_accepted_converter() -> None:
+    """Registration gates only what the charger sends; the field is unused for the CSMS side."""
+    assert all(
+        route.before_accepted is None
+        for (direction, _), route in ROUTES.items()
+        if direction is Direction.CSMS_TO_CHARGER
+    )
+
+
+@pytest.mark.parametrize("key", EARLY_KEYS)
+def test_before_accepted_converters_forward_nothing_but_the_boot(
+    key: tuple[Direction, str], make_context: MakeContext
+) -> None:
+    """Before acceptance only the boot reaches the CSMS; the rest get a valid local reply."""
+    _, action = key
+    route = ROUTES[key]
+    assert route.before_accepted is not None
+    outcome = route.before_accepted(SAMPLES[action], make_context())
+    assert outcome.then == ()
+    if action == "BootNotification":
+        assert outcome.forward is not None
+        assert outcome.forward.action == "BootNotification"
+        validate(Version.V201, "BootNotification", Kind.REQUEST, outcome.forward.payload)
+    else:
+        assert outcome.forward is None
+        assert outcome.reply is not None
+        validate(Version.V16, action, Kind.RESPONSE, outcome.reply)

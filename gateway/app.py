@@ -123,6 +123,8 @@ class Gateway:
 
     async def stop(self) -> None:
         """Stop accepting, close chargers with 1001 so they reconnect elsewhere, flush state."""
+        if self._draining:
+            return
         self._draining = True
         try:
             await asyncio.wait_for(self._chargers.close(), self.settings.shutdown_grace)

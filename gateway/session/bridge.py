@@ -102,9 +102,11 @@ class TranslatingSession:
         self._station = StationView()
         self._registered = False
         self._held_statuses: dict[int, Payload] = {}
-        self._boot_wanted = False  # the charger spoke before any BootNotification
+        self._boot: Payload = {}  # the last 1.6 BootNotification ({}: none on record)
+        self._registration = ""  # the CSMS's last answer to it
+        self._record_dirty = False  # station record changed since it was last stored
+        self._boot_wanted = False  # the charger spoke, and no boot is on record
         self._boot_requested = False
-        self._pending_record: StationRecord | None = None
         self._event_ids = 0
         self._csms_epoch = 0  # bumped per upstream disconnect: answers to stale CALLs drop
         self._to_csms = OutgoingCalls(
@@ -157,15 +159,27 @@ class TranslatingSession:
             log.exception("cannot read station record; treating the station as new")
             return
         if record is not None:
-            self._remember_boot(record.boot)
+            self._boot, self._registration = record.boot, record.registration
             self._registered = record.registration == "Accepted"
+            self._station = StationView(
+                vendor=record.boot.get("chargePointVendor"),
+                model=record.boot.get("chargePointModel"),
+                connector_errors=dict(record.connector_errors),
+            )
 
-    def _remember_boot(self, boot: Payload) -> None:
-        self._station = StationView(
-            vendor=boot.get("chargePointVendor"),
-            model=boot.get("chargePointModel"),
-            connector_errors=self._station.connector_errors,
+    async def _store_station(self) -> None:
+        """Write the station record if it changed: before the charger is answered, so
+        nothing the charger was told is lost to a disconnect or a restart."""
+        if not self._record_dirty:
+            return
+        self._record_dirty = False
+        record = StationRecord(
+            self.station_id, self._boot, self._registration, self._station.connector_errors
         )
+        try:
+            await self._store.put_station(record)
+        except StateError:
+            log.exception("cannot store the station record")
 
     # --- frames in ------------------------------------------------------------------
 
@@ -236,8 +250,10 @@ class TranslatingSession:
             try:
                 reply, then = await self._translate_call(Direction.CHARGER_TO_CSMS, call)
             except GatewayError as exc:
+                await self._store_station()
                 await self._answer_error(Side.CHARGER, call, exc)
             else:
+                await self._store_station()
                 await self._answer(Side.CHARGER, call, reply)
             await self._send_followups(then)
 
@@ -268,8 +284,11 @@ class TranslatingSession:
         schemas.validate(source, call.action, Kind.REQUEST, call.payload)
         convert = route.request
         if direction is Direction.CHARGER_TO_CSMS and not self._registered:
-            if route.before_accepted is None:
+            if not self._boot and call.action != "BootNotification":
+                # A reconnecting charger does not boot again: after a gateway restart
+                # without state, the gateway has to ask for the boot (1.6 §5.17).
                 self._boot_wanted = True
+            if route.before_accepted is None:
                 raise NotRegistered(f"{call.action} before the CSMS accepted the BootNotification")
             convert = route.before_accepted
             self._metrics.held_messages.labels(call.action).inc()
@@ -338,8 +357,13 @@ class TranslatingSession:
             match effect:
                 case RegistrationChanged(status=status, boot=boot):
                     self._registered = status == "Accepted"
-                    self._remember_boot(boot)
-                    self._pending_record = StationRecord(self.station_id, boot, status)
+                    self._boot, self._registration = boot, status
+                    self._station = StationView(
+                        vendor=boot.get("chargePointVendor"),
+                        model=boot.get("chargePointModel"),
+                        connector_errors=self._station.connector_errors,
+                    )
+                    self._record_dirty = True
                 case HoldStatus(payload=payload):
                     self._held_statuses[payload["connectorId"]] = payload
                 case ConnectorErrorChanged(connector_id=connector, error_code=code):
@@ -351,17 +375,12 @@ class TranslatingSession:
                     self._station = StationView(
                         self._station.vendor, self._station.model, connector_errors=errors
                     )
+                    self._record_dirty = True
 
     async def _send_followups(self, then: tuple[OutboundCall, ...]) -> None:
-        """After the reply: persist registration, release held statuses, extra CALLs."""
+        """After the reply: ask for a boot, release held statuses, send extra CALLs."""
         if self._boot_wanted and not self._boot_requested:
             await self._request_boot()
-        record, self._pending_record = self._pending_record, None
-        if record is not None:
-            try:
-                await self._store.put_station(record)
-            except StateError:
-                log.exception("cannot store the station record")
         calls = list(then)
         if self._registered and self._held_statuses:
             # 2.0.1 B01.FR.05: after acceptance the station reports each connector.
@@ -372,6 +391,7 @@ class TranslatingSession:
                 )
                 self._apply(outcome.effects)
                 calls += ([outcome.forward] if outcome.forward else []) + list(outcome.then)
+            await self._store_station()
         for extra in calls:
             try:
                 self._check(Version.V201, extra.action, Kind.REQUEST, extra.payload)

@@ -6,7 +6,8 @@ a store failure changes session behaviour, it never becomes a CALLERROR by itsel
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from gateway.ocppj import Payload
@@ -21,8 +22,11 @@ class StationRecord:
     """What the gateway knows about a station between connections."""
 
     station_id: str
-    boot: Payload  # the last 1.6 BootNotification request
-    registration: str  # the CSMS's last answer: Accepted | Pending | Rejected
+    boot: Payload  # the last 1.6 BootNotification request ({} when none was seen)
+    registration: str  # the CSMS's last answer: Accepted | Pending | Rejected ("" none)
+    # 1.6 errorCode raised per connector, so a fault reported before a reconnect or a
+    # restart is still cleared upstream when the connector reports NoError.
+    connector_errors: Mapping[int, str] = field(default_factory=dict)
 
 
 class Store(Protocol):

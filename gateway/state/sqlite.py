@@ -32,6 +32,8 @@ _MIGRATIONS: Final = (
         updated_at   REAL NOT NULL
     );
     """,
+    # 2: faults raised per connector, cleared upstream on NoError
+    "ALTER TABLE station ADD COLUMN connector_errors BLOB NOT NULL DEFAULT '{}';",
 )
 
 
@@ -40,6 +42,7 @@ class SqliteStore:
         self._path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._db: sqlite3.Connection | None = None
+        self._closed = False
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def guarded() -> T:
@@ -69,6 +72,10 @@ class SqliteStore:
         await asyncio.get_running_loop().run_in_executor(self._executor, connect)
 
     async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+
         def shut() -> None:
             if self._db is not None:
                 self._db.close()
@@ -83,21 +90,29 @@ class SqliteStore:
     async def get_station(self, station_id: str) -> StationRecord | None:
         row = await self._run(
             lambda db: db.execute(
-                "SELECT boot, registration FROM station WHERE station_id = ?", (station_id,)
+                "SELECT boot, registration, connector_errors FROM station WHERE station_id = ?",
+                (station_id,),
             ).fetchone()
         )
         if row is None:
             return None
-        return StationRecord(station_id, orjson.loads(row[0]), row[1])
+        errors = {int(connector): code for connector, code in orjson.loads(row[2]).items()}
+        return StationRecord(station_id, orjson.loads(row[0]), row[1], errors)
 
     async def put_station(self, record: StationRecord) -> None:
         await self._run(
             lambda db: db.execute(
-                "INSERT INTO station (station_id, boot, registration, updated_at) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (station_id) DO UPDATE SET "
+                "INSERT INTO station (station_id, boot, registration, connector_errors, "
+                "updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (station_id) DO UPDATE SET "
                 "boot = excluded.boot, registration = excluded.registration, "
-                "updated_at = excluded.updated_at",
-                (record.station_id, orjson.dumps(record.boot), record.registration, time.time()),
+                "connector_errors = excluded.connector_errors, updated_at = excluded.updated_at",
+                (
+                    record.station_id,
+                    orjson.dumps(record.boot),
+                    record.registration,
+                    orjson.dumps(dict(record.connector_errors), option=orjson.OPT_NON_STR_KEYS),
+                    time.time(),
+                ),
             )
         )
 

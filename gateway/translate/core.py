@@ -131,8 +131,12 @@ def status_notification_conf(result: Payload, request: Payload, ctx: Context) ->
 
 
 def status_notification_hold(payload: Payload, ctx: Context) -> Outcome:
-    """Before registration: answer, and keep the status for when the CSMS accepts."""
-    return Outcome(reply={}, effects=(HoldStatus(payload),))
+    """Before registration: answer, and keep the status for when the CSMS accepts.
+
+    An absent timestamp means "time of receipt" (1.6 §6.47), so it is fixed now, not
+    when the status is finally sent."""
+    held = payload if "timestamp" in payload else {**payload, "timestamp": ctx.now()}
+    return Outcome(reply={}, effects=(HoldStatus(held),))
 
 
 def _status_events(

@@ -15,8 +15,10 @@ import pytest
 
 from gateway.app import Gateway
 from gateway.config import Settings
+from gateway.session.links import FrameObserver
 from gateway.sim.charger import ChargerSim
 from gateway.sim.csms import CsmsSim
+from gateway.state import Store
 
 pytestmark = pytest.mark.integration
 
@@ -62,14 +64,18 @@ def charger_url(gateway: Gateway) -> str:
 async def make_gateway(
     csms: CsmsSim, tmp_path: Path
 ) -> AsyncIterator[Callable[..., Awaitable[Gateway]]]:
-    """Start extra gateways with ``gateway_settings`` overrides; each has its own SQLite file.
+    """Start extra gateways with ``gateway_settings`` overrides; each has its own SQLite file
+    (unless a ``store`` is given). ``observer`` sees every frame crossing the gateway.
 
     Stopped at teardown unless the test already stopped it (``stop()`` runs only once).
     """
     started: list[Gateway] = []
 
-    async def make(**overrides: object) -> Gateway:
-        gw = Gateway(gateway_settings(csms, tmp_path / f"gateway-{len(started)}", **overrides))
+    async def make(
+        *, store: Store | None = None, observer: FrameObserver | None = None, **overrides: object
+    ) -> Gateway:
+        settings = gateway_settings(csms, tmp_path / f"gateway-{len(started)}", **overrides)
+        gw = Gateway(settings, store=store, observer=observer)
         await gw.start()
         started.append(gw)
         return gw

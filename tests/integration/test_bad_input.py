@@ -47,6 +47,21 @@ async def expect_both_stations_still_work(
     ]
 
 
+async def expect_chargers_only_got_valid_calls(
+    station: ChargerSim, bystander: ChargerSim, csms: CsmsSim
+) -> None:
+    """A valid CSMS CALL still reaches ``station`` and is the only CALL it ever received;
+    the other station's heartbeat round-trips and it was sent nothing."""
+    await csms.call(station.charge_point_id, "DataTransfer", {"vendorId": "after"})
+    assert station.received_calls == [("DataTransfer", {"vendorId": "after"})]
+    before = len(csms.messages)
+    await bystander.heartbeat()
+    assert [(m.station_id, m.action) for m in csms.messages[before:]] == [
+        (bystander.charge_point_id, "Heartbeat")
+    ]
+    assert bystander.received_calls == []
+
+
 def call_errors_to_charger(gateway: Gateway, code: str) -> float:
     return metric(
         gateway, "ocpp_gateway_call_errors_total", side="charger", direction="out", code=code
@@ -62,29 +77,11 @@ async def test_a_non_json_frame_is_counted_and_the_connection_stays_open(
     """1.6 defines no answer to a message without a readable id: count it, carry on."""
     before = len(csms.messages)
     invalid = metric(gateway, "ocpp_gateway_invalid_frames_total", side="charger")
-    errors = metric(
-        gateway,
-        "ocpp_gateway_messages_total",
-        side="charger",
-        direction="out",
-        message_type="error",
-        action="unknown",
-    )
     await booted.send_raw("this is {not json")
     await expect_both_stations_still_work(booted, bystander, csms, before)
     assert booted.connected
     assert metric(gateway, "ocpp_gateway_invalid_frames_total", side="charger") == invalid + 1
-    assert (
-        metric(
-            gateway,
-            "ocpp_gateway_messages_total",
-            side="charger",
-            direction="out",
-            message_type="error",
-            action="unknown",
-        )
-        == errors
-    )
+    assert call_errors_to_charger(gateway, "RpcFrameworkError") == 0, "no CALLERROR sent"
 
 
 @pytest.mark.parametrize(
@@ -277,24 +274,24 @@ async def test_an_oversized_frame_closes_only_that_chargers_connection(
 
 
 async def test_an_unknown_action_from_the_csms_is_not_implemented(
-    booted: ChargerSim, csms: CsmsSim
+    booted: ChargerSim, bystander: ChargerSim, csms: CsmsSim
 ) -> None:
     """An action OCPP 2.0.1 does not define: NotImplemented; the charger sees nothing."""
     await csms.send_raw("CP-1", '[2, "c1", "FlyToTheMoon", {}]')
     answer = json.loads(await csms.next_unmatched("CP-1"))
     assert answer[:3] == [4, "c1", "NotImplemented"]
-    await csms.call("CP-1", "DataTransfer", {"vendorId": "after"})
-    assert booted.received_calls == [("DataTransfer", {"vendorId": "after"})]
+    await expect_chargers_only_got_valid_calls(booted, bystander, csms)
 
 
 async def test_a_malformed_frame_from_the_csms_gets_a_2_0_1_callerror(
-    booted: ChargerSim, csms: CsmsSim, gateway: Gateway
+    booted: ChargerSim, bystander: ChargerSim, csms: CsmsSim, gateway: Gateway
 ) -> None:
     """An unreadable frame is answered RpcFrameworkError with id "-1" (2.0.1 Part 4 §4.2.3)."""
     await csms.send_raw("CP-1", "this is {not json")
     answer = json.loads(await csms.next_unmatched("CP-1"))
     assert answer[:3] == [4, "-1", "RpcFrameworkError"]
     assert metric(gateway, "ocpp_gateway_invalid_frames_total", side="csms") == 1
+    await expect_chargers_only_got_valid_calls(booted, bystander, csms)
     await booted.heartbeat()
     await csms.wait_for("Heartbeat", station_id="CP-1")
 
@@ -316,7 +313,7 @@ async def test_a_malformed_frame_from_the_csms_gets_a_2_0_1_callerror(
     ],
 )
 async def test_a_2_0_1_action_without_a_1_6_equivalent_is_not_supported(
-    booted: ChargerSim, csms: CsmsSim, action: str, payload: JsonObject
+    booted: ChargerSim, bystander: ChargerSim, csms: CsmsSim, action: str, payload: JsonObject
 ) -> None:
     """A valid 2.0.1 request 1.6 cannot express: NotSupported (2.0.1 spelling)."""
     if (Direction.CSMS_TO_CHARGER, action) in ROUTES:
@@ -324,7 +321,7 @@ async def test_a_2_0_1_action_without_a_1_6_equivalent_is_not_supported(
     with pytest.raises(CallErrorReceived) as refused:
         await csms.call("CP-1", action, payload)
     assert refused.value.code == "NotSupported"
-    assert booted.received_calls == []
+    await expect_chargers_only_got_valid_calls(booted, bystander, csms)
 
 
 @pytest.mark.parametrize(
@@ -339,14 +336,13 @@ async def test_a_2_0_1_action_without_a_1_6_equivalent_is_not_supported(
     ],
 )
 async def test_a_schema_invalid_csms_request_gets_the_2_0_1_spelled_code(
-    booted: ChargerSim, csms: CsmsSim, payload: JsonObject, code: str
+    booted: ChargerSim, bystander: ChargerSim, csms: CsmsSim, payload: JsonObject, code: str
 ) -> None:
     """2.0.1 spells FormatViolation and OccurrenceConstraintViolation; the charger sees nothing."""
     with pytest.raises(CallErrorReceived) as refused:
         await csms.call("CP-1", "DataTransfer", payload, validate=False)
     assert refused.value.code == code
-    await csms.call("CP-1", "DataTransfer", {"vendorId": "after"})
-    assert booted.received_calls == [("DataTransfer", {"vendorId": "after"})]
+    await expect_chargers_only_got_valid_calls(booted, bystander, csms)
 
 
 # --------------------------------------------------------------------------- CSMS answers
@@ -488,6 +484,25 @@ async def test_an_answer_from_the_charger_that_matches_no_call_is_counted_and_dr
     await expect_both_stations_still_work(booted, bystander, csms, before)
     assert metric(gateway, "ocpp_gateway_unmatched_responses_total", side="charger") == 1
     assert metric(gateway, "ocpp_gateway_invalid_frames_total", side="charger") == 0
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        pytest.param('[3, "r1"]', id="callresult-without-payload"),
+        pytest.param('[4, "e1", "GenericError"]', id="callerror-without-description"),
+    ],
+)
+async def test_a_malformed_answer_from_the_charger_is_counted_but_never_answered(
+    booted: ChargerSim, bystander: ChargerSim, csms: CsmsSim, gateway: Gateway, frame: str
+) -> None:
+    """OCPP-J never answers an answer, even a broken one: a metric, no CALLERROR."""
+    before = len(csms.messages)
+    await booted.send_raw(frame)
+    await expect_both_stations_still_work(booted, bystander, csms, before)
+    assert metric(gateway, "ocpp_gateway_invalid_frames_total", side="charger") == 1
+    assert call_errors_to_charger(gateway, "RpcFrameworkError") == 0, "no CALLERROR sent"
+    assert booted.connected
 
 
 @pytest.mark.parametrize(

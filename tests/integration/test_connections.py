@@ -12,9 +12,11 @@ from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
 from gateway.app import Gateway
+from gateway.session.links import TraceEvent
 from gateway.sim.charger import ChargerSim
 from gateway.sim.csms import CsmsSim
 from gateway.sim.wire import CallErrorReceived, JsonObject
+from gateway.state import StationRecord, Store, open_store
 
 from .helpers import charger_url_of, metric
 
@@ -232,3 +234,55 @@ async def test_a_gateway_restart_keeps_the_registration(
         "Heartbeat",
         "Heartbeat",
     ]
+
+
+class GatedStore:
+    """A real SQLite store whose station writes wait for ``gate`` (a slow disk, a remote
+    store), so the test sees what the gateway did before the write finished."""
+
+    def __init__(self, inner: Store) -> None:
+        self._inner = inner
+        self.gate = asyncio.Event()
+        self.writing = asyncio.Event()
+
+    async def open(self) -> None:
+        await self._inner.open()
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+    async def ping(self) -> None:
+        await self._inner.ping()
+
+    async def get_station(self, station_id: str) -> StationRecord | None:
+        return await self._inner.get_station(station_id)
+
+    async def put_station(self, record: StationRecord) -> None:
+        self.writing.set()
+        await self.gate.wait()
+        await self._inner.put_station(record)
+
+
+async def test_the_boot_answer_leaves_the_gateway_only_after_the_registration_is_stored(
+    make_gateway: Callable[..., Awaitable[Gateway]],
+    chargers: Callable[..., ChargerSim],
+    tmp_path: Path,
+) -> None:
+    """'A gateway restart loses nothing it answered' (DESIGN.md): once a charger holds an
+    Accepted boot it may disconnect at once, and the registration must already be stored."""
+    store = GatedStore(open_store(f"sqlite:///{tmp_path / 'gated' / 'state.db'}"))
+    to_charger: list[str] = []
+
+    def observe(event: TraceEvent) -> None:
+        if event.side == "charger" and event.direction == "out":
+            to_charger.append(event.text)
+
+    gateway = await make_gateway(store=store, observer=observe)
+    charger = chargers(charger_url_of(gateway), "CP-1")
+    await charger.connect()
+    boot = asyncio.create_task(charger.boot())
+    await store.writing.wait()
+    answered_before_stored = list(to_charger)
+    store.gate.set()
+    assert (await boot)["status"] == "Accepted"
+    assert answered_before_stored == []

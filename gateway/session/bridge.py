@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from gateway import schemas
@@ -65,6 +65,15 @@ _VERSIONS = {
     Direction.CSMS_TO_CHARGER: (Version.V201, Version.V16),
 }
 _UNREADABLE_ID = "-1"  # 2.0.1 Part 4 §4.2.3: answer id for a message whose id is unreadable
+
+
+def _station_view(boot: Payload, connector_errors: Mapping[int, str]) -> StationView:
+    """What converters may know of the station: who made it, and its raised faults."""
+    return StationView(
+        vendor=boot.get("chargePointVendor"),
+        model=boot.get("chargePointModel"),
+        connector_errors=dict(connector_errors),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,11 +170,7 @@ class TranslatingSession:
         if record is not None:
             self._boot, self._registration = record.boot, record.registration
             self._registered = record.registration == "Accepted"
-            self._station = StationView(
-                vendor=record.boot.get("chargePointVendor"),
-                model=record.boot.get("chargePointModel"),
-                connector_errors=dict(record.connector_errors),
-            )
+            self._station = _station_view(record.boot, record.connector_errors)
 
     async def _store_station(self) -> None:
         """Write the station record if it changed: before the charger is answered, so
@@ -358,11 +363,7 @@ class TranslatingSession:
                 case RegistrationChanged(status=status, boot=boot):
                     self._registered = status == "Accepted"
                     self._boot, self._registration = boot, status
-                    self._station = StationView(
-                        vendor=boot.get("chargePointVendor"),
-                        model=boot.get("chargePointModel"),
-                        connector_errors=self._station.connector_errors,
-                    )
+                    self._station = _station_view(boot, self._station.connector_errors)
                     self._record_dirty = True
                 case HoldStatus(payload=payload):
                     self._held_statuses[payload["connectorId"]] = payload

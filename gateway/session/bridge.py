@@ -118,20 +118,18 @@ class TranslatingSession:
         self._boot_requested = False
         self._event_ids = 0
         self._csms_epoch = 0  # bumped per upstream disconnect: answers to stale CALLs drop
-        self._to_csms = OutgoingCalls(
-            side=Side.CSMS,
-            send=self._send_to_csms,
-            timeout=settings.response_timeout,
-            max_queued=settings.max_queued_calls,
-            metrics=metrics,
-        )
-        self._to_charger = OutgoingCalls(
-            side=Side.CHARGER,
-            send=self._send_to_charger,
-            timeout=settings.response_timeout,
-            max_queued=settings.max_queued_calls,
-            metrics=metrics,
-        )
+
+        def calls_to(side: Side, send: Callable[[str], Awaitable[None]]) -> OutgoingCalls:
+            return OutgoingCalls(
+                side=side,
+                send=send,
+                timeout=settings.response_timeout,
+                max_queued=settings.max_queued_calls,
+                metrics=metrics,
+            )
+
+        self._to_csms = calls_to(Side.CSMS, self._send_to_csms)
+        self._to_charger = calls_to(Side.CHARGER, self._send_to_charger)
         size = settings.max_queued_calls
         self._charger_calls: asyncio.Queue[Call] = asyncio.Queue(size)
         self._csms_calls: asyncio.Queue[tuple[int, Call]] = asyncio.Queue(size)
@@ -295,8 +293,9 @@ class TranslatingSession:
                 self._boot_wanted = True
             if route.before_accepted is None:
                 raise NotRegistered(f"{call.action} before the CSMS accepted the BootNotification")
+            if route.before_accepted is not route.request:  # answered here, not forwarded
+                self._metrics.held_messages.labels(call.action).inc()
             convert = route.before_accepted
-            self._metrics.held_messages.labels(call.action).inc()
         ctx = self._context()
         outcome = convert(call.payload, ctx)
         self._apply(outcome.effects)

@@ -78,10 +78,6 @@ class WebsocketChargerLink:
     async def close(self, code: int, reason: str) -> None:
         await self._ws.close(code, reason)
 
-    @property
-    def close_code(self) -> int | None:
-        return self._ws.close_code
-
 
 class ChargerServer:
     def __init__(

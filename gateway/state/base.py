@@ -2,6 +2,10 @@
 
 Layer: state. Implementations wrap their driver's exceptions in :class:`StateError`;
 a store failure changes session behaviour, it never becomes a CALLERROR by itself.
+
+Everything a session writes for one received message goes in one :class:`Change`,
+which a store applies atomically (one SQLite transaction, one Redis MULTI): a crash
+leaves either all of it or none of it, never a transaction without its outbox entry.
 """
 
 from __future__ import annotations
@@ -27,6 +31,66 @@ class StationRecord:
     # 1.6 errorCode raised per connector, so a fault reported before a reconnect or a
     # restart is still cleared upstream when the connector reports NoError.
     connector_errors: Mapping[int, str] = field(default_factory=dict)
+    # Last 1.6 status per connector (ChargePointStatus), so a StatusNotification goes
+    # upstream only when the 2.0.1 connector status changes, across restarts too.
+    connector_statuses: Mapping[int, str] = field(default_factory=dict)
+    # RequestStartTransaction requests forwarded and not yet consumed by a
+    # StartTransaction: {"remoteStartId", "evseId" (optional), "idToken" (2.0.1)}.
+    remote_starts: tuple[Payload, ...] = ()
+    # Charging profiles the gateway installed on the charger (2.0.1 form), each
+    # {"evseId": int, "chargingProfile": ChargingProfileType}, for GetChargingProfiles.
+    charging_profiles: tuple[Payload, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionRecord:
+    """One 1.6 transaction and the 2.0.1 transaction the CSMS sees for it."""
+
+    station_id: str
+    transaction_id: str  # 2.0.1 transactionId, gateway-generated (E01.FR.08)
+    legacy_id: int  # 1.6 transactionId the charger was given, gateway-allocated
+    connector_id: int  # 1.6 connectorId
+    evse_id: int  # 2.0.1 EVSE
+    next_seq_no: int  # seqNo of the next TransactionEvent for this transaction
+    started_at: str  # 1.6 StartTransaction timestamp, as received
+    start_key: str  # digest of the StartTransaction request: recognises a re-sent one
+    id_token: Payload | None = None  # 2.0.1 IdTokenType that authorised the start
+    charging_state: str | None = None  # last chargingState reported upstream
+    meter_start: int | None = None  # Wh
+    last_meter: Payload | None = None  # last 2.0.1 MeterValueType sent for it
+    id_tag_info: Payload | None = None  # 1.6 idTagInfo the charger was given at start
+    ended: bool = False
+    ended_at: float | None = None  # epoch seconds; ended transactions are pruned later
+    stop_key: str | None = None  # digest of the StopTransaction: recognises a re-send
+    stop_id_tag_info: Payload | None = None  # 1.6 idTagInfo given in StopTransaction.conf
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """A CSMS-bound CALL the gateway has promised to deliver (DESIGN.md: nothing is lost).
+
+    ``position`` is assigned by the store on append and orders delivery per station.
+    ``offline`` is set once the CSMS was unreachable while the message waited: a
+    TransactionEvent then goes up with ``offline: true`` (2.0.1 E11.FR.07).
+    """
+
+    action: str
+    payload: Payload
+    transaction_id: str | None = None
+    offline: bool = False
+    position: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What one received message changes, applied atomically by :meth:`Store.commit`."""
+
+    station: StationRecord | None = None  # replaces the station record
+    transactions: tuple[TransactionRecord, ...] = ()  # upserted by transaction_id
+    append: tuple[OutboxMessage, ...] = ()  # appended in this order; positions assigned
+    delivered: tuple[int, ...] = ()  # outbox positions the CSMS answered: removed
+    # Authorization cache (2.0.1 C10): idToken string -> last idTokenInfo from the CSMS.
+    authorizations: tuple[tuple[str, Payload], ...] = ()
 
 
 class Store(Protocol):
@@ -41,3 +105,38 @@ class Store(Protocol):
     async def get_station(self, station_id: str) -> StationRecord | None: ...
 
     async def put_station(self, record: StationRecord) -> None: ...
+
+    async def commit(self, station_id: str, change: Change) -> tuple[int, ...]:
+        """Apply ``change`` atomically; return the positions given to ``change.append``."""
+        ...
+
+    async def allocate_legacy_id(self, station_id: str) -> int:
+        """The next 1.6 transactionId for the station: 1, 2, 3...; never returned twice,
+        across restarts, even if the transaction using it is never committed."""
+        ...
+
+    async def open_transactions(self, station_id: str) -> list[TransactionRecord]:
+        """Transactions of the station not ended, oldest first."""
+        ...
+
+    async def find_transaction(
+        self, station_id: str, *, legacy_id: int | None = None, transaction_id: str | None = None
+    ) -> TransactionRecord | None:
+        """A transaction (open or ended, unless pruned) by either of its ids."""
+        ...
+
+    async def pending_outbox(self, station_id: str) -> list[OutboxMessage]:
+        """Undelivered messages of the station, in position order."""
+        ...
+
+    async def mark_offline(self, station_id: str) -> None:
+        """Flag every undelivered message of the station offline."""
+        ...
+
+    async def get_authorization(self, station_id: str, id_token: str) -> Payload | None:
+        """The cached idTokenInfo for an idToken string (case-insensitive, as 1.6 idTags)."""
+        ...
+
+    async def prune(self, ended_before: float) -> int:
+        """Forget transactions ended before that epoch time; return how many."""
+        ...

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from gateway.transport.upstream import Backoff, UpstreamLink
 log = logging.getLogger(__name__)
 
 REPLACED = (1000, "replaced by a newer connection")
+ENDED_TRANSACTION_RETENTION = 30 * 24 * 3600.0  # seconds an ended transaction is remembered
 
 
 @dataclass(slots=True)
@@ -75,7 +77,11 @@ class Gateway:
             upstream_wait=settings.upstream_wait,
             max_queued_calls=settings.max_queued_calls,
             validate_outbound=settings.validate_outbound,
+            offline_mode=settings.offline_mode,
+            offline_grace=settings.offline_grace,
+            offline_authorization=settings.offline_authorization,
         )
+        self._pruning: asyncio.Task[None] | None = None
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -96,6 +102,7 @@ class Gateway:
             directory = Path(self.settings.mappings) if self.settings.mappings else None
             self._tables = load_tables(directory)
         await self.store.open()
+        self._pruning = asyncio.create_task(self._prune_ended_transactions())
         ops = self.settings.metrics_host_port()
         if ops is not None:
             self._ops = OpsServer(
@@ -134,7 +141,22 @@ class Gateway:
             )
         if self._ops is not None:
             await self._ops.stop()
+        if self._pruning is not None:
+            self._pruning.cancel()
         await self.store.close()
+
+    async def _prune_ended_transactions(self) -> None:
+        """Ended transactions are kept so late or re-sent messages are recognised, for a
+        while; then forgotten so the store does not grow without bound."""
+        while True:
+            try:
+                pruned = await self.store.prune(time.time() - ENDED_TRANSACTION_RETENTION)
+            except StateError:
+                log.exception("cannot prune ended transactions")
+            else:
+                if pruned:
+                    log.info("forgot %d transactions ended over 30 days ago", pruned)
+            await asyncio.sleep(3600)
 
     # --- sessions -------------------------------------------------------------------
 

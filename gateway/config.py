@@ -47,6 +47,8 @@ CONFIG_ENV = "OCPP_GATEWAY_CONFIG"
 
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error")
 LOG_FORMATS: tuple[str, ...] = ("text", "json")
+OFFLINE_MODES: tuple[str, ...] = ("buffer", "mirror")
+OFFLINE_AUTHORIZATIONS: tuple[str, ...] = ("cache", "accept", "reject")
 STATE_SCHEMES: tuple[str, ...] = ("sqlite", "redis", "rediss", "memory")
 UPSTREAM_SCHEMES: tuple[str, ...] = ("ws", "wss")
 
@@ -178,6 +180,9 @@ class Settings:
     validate_outbound: bool = False
     mappings: str | None = None
     shutdown_grace: float = 10.0
+    offline_mode: str = "buffer"
+    offline_grace: float = 60.0
+    offline_authorization: str = "cache"
     evse_layouts: tuple[EvseLayout, ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -383,6 +388,26 @@ SETTINGS_FLAGS: tuple[SettingSpec, ...] = (
         metavar="SECONDS",
         help="seconds to drain connections on SIGTERM/SIGINT",
     ),
+    SettingSpec(
+        name="offline_mode",
+        metavar="MODE",
+        choices=OFFLINE_MODES,
+        help="while the CSMS is unreachable: 'buffer' answers chargers and replays later; "
+        "'mirror' closes the charger after offline_grace so it queues its own messages",
+    ),
+    SettingSpec(
+        name="offline_grace",
+        kind="float",
+        metavar="SECONDS",
+        help="mirror mode: seconds without the CSMS before the charger is disconnected",
+    ),
+    SettingSpec(
+        name="offline_authorization",
+        metavar="POLICY",
+        choices=OFFLINE_AUTHORIZATIONS,
+        help="idTags while the CSMS is unreachable: 'cache' accepts those the CSMS accepted "
+        "before, 'accept' accepts all, 'reject' rejects all",
+    ),
 )
 
 _SPECS: Mapping[str, SettingSpec] = {spec.name: spec for spec in SETTINGS_FLAGS}
@@ -543,7 +568,7 @@ def _check_positive(name: str, value: float, *, allow_zero: bool) -> None:
 # Fields for which 0 is meaningful: ping 0 disables, grace 0 means no drain, wait 0 fails fast,
 # queue 0 means only the outstanding CALL.
 _ZERO_OK: frozenset[str] = frozenset(
-    {"upstream_wait", "ping_interval", "shutdown_grace", "max_queued_calls"}
+    {"upstream_wait", "ping_interval", "shutdown_grace", "max_queued_calls", "offline_grace"}
 )
 
 
@@ -557,7 +582,7 @@ def _normalise(name: str, value: object) -> object:
     off_words = _DISABLED_WORDS if name == "metrics" else frozenset({""})
     if name in _OPTIONAL_STR and isinstance(value, str) and value.strip().lower() in off_words:
         return None
-    if name in ("log_level", "log_format") and isinstance(value, str):
+    if _SPECS[name].choices and isinstance(value, str):
         choices = _SPECS[name].choices
         lowered = value.strip().lower()
         if lowered not in choices:

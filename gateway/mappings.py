@@ -4,10 +4,17 @@ Layer: beside ``translate``; reads files, validates them with pydantic, and buil
 immutable :class:`~gateway.translate.tables.TranslationTables` that converters use.
 Every error names the file and the entry, so ``ocpp-gateway check-config`` can print
 something an operator can act on.
+
+The files, all required:
+
+* ``error_codes.toml``: 1.6 ChargePointErrorCode -> 2.0.1 NotifyEvent component/variable;
+* ``id_tokens.toml``: rules inferring a 2.0.1 IdTokenEnumType from a 1.6 idTag;
+* ``meter_quirks.toml``: which vendor meter-value bugs are repaired, per vendor/model.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.resources
 import re
 import tomllib
@@ -17,19 +24,22 @@ from typing import Annotated, Literal
 
 from ocpp.v16.enums import ChargePointErrorCode
 from ocpp.v201.enums import IdTokenEnumType
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
 from gateway.translate.tables import (
     ErrorEvent,
     IdTokenRule,
     IdTokenRules,
+    MeterQuirks,
     Tier,
     TranslationTables,
     VendorIdTokenRules,
+    VendorMeterQuirks,
 )
 
 ERROR_CODES_FILE = "error_codes.toml"
 ID_TOKENS_FILE = "id_tokens.toml"
+METER_QUIRKS_FILE = "meter_quirks.toml"
 
 _TOKEN_TYPES = frozenset(t.value for t in IdTokenEnumType)
 _Name = Annotated[str, Field(min_length=1, max_length=50)]  # 2.0.1 identifierString[50]
@@ -97,6 +107,30 @@ class _IdTokensFile(_Strict):
         return _token_type(value)
 
 
+_BUILT_IN_QUIRKS = MeterQuirks()
+
+
+class _QuirkFlags(_Strict):
+    # StrictBool: TOML has real booleans, so "yes" or 1 is a mistake, not a spelling.
+    numeric_values: StrictBool = _BUILT_IN_QUIRKS.numeric_values
+    unit_spelling: StrictBool = _BUILT_IN_QUIRKS.unit_spelling
+    energy_kwh_as_wh: StrictBool = _BUILT_IN_QUIRKS.energy_kwh_as_wh
+
+
+class _VendorQuirksRow(_Strict):
+    vendor: Annotated[str, Field(min_length=1)]
+    model: str | None = None
+    # None: not listed, so the [default] value applies.
+    numeric_values: StrictBool | None = None
+    unit_spelling: StrictBool | None = None
+    energy_kwh_as_wh: StrictBool | None = None
+
+
+class _MeterQuirksFile(_Strict):
+    default: _QuirkFlags = _QuirkFlags()
+    vendor: list[_VendorQuirksRow] = []
+
+
 def default_mappings_dir() -> Path:
     """The tables shipped with the package (``mappings/`` in the repository)."""
     return Path(str(importlib.resources.files("gateway._mappings")))
@@ -111,11 +145,15 @@ def load_tables(directory: Path | None = None) -> TranslationTables:
     root = directory or default_mappings_dir()
     errors_raw = _read_toml(root / ERROR_CODES_FILE)
     tokens_raw = _read_toml(root / ID_TOKENS_FILE)
+    quirks_raw = _read_toml(root / METER_QUIRKS_FILE)
     id_tokens, vendor_id_tokens = _token_rules(root / ID_TOKENS_FILE, tokens_raw)
+    meter_quirks, vendor_meter_quirks = _meter_quirks(root / METER_QUIRKS_FILE, quirks_raw)
     return TranslationTables(
         error_events=_error_events(root / ERROR_CODES_FILE, errors_raw),
         id_tokens=id_tokens,
         vendor_id_tokens=vendor_id_tokens,
+        meter_quirks=meter_quirks,
+        vendor_meter_quirks=vendor_meter_quirks,
     )
 
 
@@ -170,3 +208,27 @@ def _token_rules(
         VendorIdTokenRules(v.vendor, v.model, _rules(v.rules, v.default)) for v in parsed.vendor
     )
     return _rules(parsed.rule, parsed.default), vendors
+
+
+def _meter_quirks(
+    path: Path, raw: Mapping[str, object]
+) -> tuple[MeterQuirks, tuple[VendorMeterQuirks, ...]]:
+    try:
+        parsed = _MeterQuirksFile.model_validate(raw)
+    except ValidationError as exc:
+        raise _describe(path, exc) from None
+    default = MeterQuirks(**parsed.default.model_dump())
+    vendors: list[VendorMeterQuirks] = []
+    seen: dict[tuple[str, str | None], int] = {}
+    for index, row in enumerate(parsed.vendor):
+        # Two entries for one station would make the choice depend on their order.
+        key = (row.vendor.casefold(), row.model.casefold() if row.model is not None else None)
+        if key in seen:
+            raise MappingError(
+                f"{path}: vendor.{index}: same vendor and model as vendor.{seen[key]}"
+            )
+        seen[key] = index
+        listed = row.model_dump(exclude={"vendor", "model"}, exclude_none=True)
+        quirks = dataclasses.replace(default, **listed)
+        vendors.append(VendorMeterQuirks(row.vendor, row.model, quirks))
+    return default, tuple(vendors)

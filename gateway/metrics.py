@@ -114,5 +114,64 @@ class GatewayMetrics:
             registry=r,
         )
 
+        self.outbox_pending = Gauge(
+            "ocpp_gateway_outbox_pending",
+            "CSMS-bound messages written to the durable outbox and not yet answered by the "
+            "CSMS, over all stations of this process.",
+            registry=r,
+        )
+        self.outbox_delivered = Counter(
+            "ocpp_gateway_outbox_delivered_total",
+            "Outbox messages the CSMS answered, by action and whether they went up flagged "
+            "offline (replayed after an outage).",
+            ["action", "offline"],
+            registry=r,
+        )
+        self.outbox_discarded = Counter(
+            "ocpp_gateway_outbox_discarded_total",
+            "Outbox messages given up after the CSMS answered them with CALLERROR on every "
+            "attempt (2.0.1 E13 MessageAttempts), by action.",
+            ["action"],
+            registry=r,
+        )
+        self.offline_answers = Counter(
+            "ocpp_gateway_offline_answers_total",
+            "Charger messages the gateway answered itself because the CSMS was unreachable, "
+            "by action and the authorization given (none for messages without one).",
+            ["action", "authorization"],
+            registry=r,
+        )
+        self.transactions = Counter(
+            "ocpp_gateway_transactions_total",
+            "Transaction lifecycle events the gateway emitted: started, ended, and "
+            "synthetic (reported for a 1.6 transaction id the gateway never saw start).",
+            ["event"],
+            registry=r,
+        )
+        self.unknown_transactions = Counter(
+            "ocpp_gateway_unknown_transactions_total",
+            "Charger messages naming a transaction id the gateway does not know, by action.",
+            ["action"],
+            registry=r,
+        )
+        self.meter_normalisations = Counter(
+            "ocpp_gateway_meter_normalisations_total",
+            "Meter sampled values repaired by a vendor quirk rule before validation, by rule.",
+            ["rule"],
+            registry=r,
+        )
+        self.meter_samples_dropped = Counter(
+            "ocpp_gateway_meter_samples_dropped_total",
+            "1.6 sampled values with no 2.0.1 form (Temperature, RPM, unsigned signed data).",
+            registry=r,
+        )
+        self.charger_disconnects = Counter(
+            "ocpp_gateway_charger_disconnects_total",
+            "Charger connections the gateway closed on purpose, by reason (mirror: the CSMS "
+            "was unreachable for longer than offline_grace).",
+            ["reason"],
+            registry=r,
+        )
+
     def count_message(self, side: str, direction: str, message_type: str, action: str) -> None:
         self.messages.labels(side, direction, message_type, action_label(action)).inc()

@@ -73,7 +73,9 @@ def _validator(version: Version, action: str, kind: Kind) -> Callable[[Payload],
     )
     schema = json.loads(path.read_text(encoding="utf-8"))
     # fastjsonschema's regexes need no network; "$schema" picks the draft (04 / 06).
-    validator: Callable[[Payload], object] = fastjsonschema.compile(schema)
+    # use_default=False: validation must not write schema defaults into the payload
+    # (a 1.6 sample would gain format/location/unit fields the charger never sent).
+    validator: Callable[[Payload], object] = fastjsonschema.compile(schema, use_default=False)
     return validator
 
 

@@ -14,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from gateway import schemas
 from gateway.errors import (
     ActionNotSupported,
+    CallTimeout,
     FrameError,
     GatewayError,
     NotRegistered,
@@ -43,19 +45,22 @@ from gateway.ocppj import (
 from gateway.schemas import Kind
 from gateway.session.calls import OutgoingCalls
 from gateway.session.links import ChargerLink, CsmsLink, FrameObserver, Side, TraceEvent
-from gateway.state import StateError, StationRecord, Store
-from gateway.translate.dispatch import ROUTES, Route
+from gateway.session.outbox import OutboxCourier
+from gateway.session.station import StationState
+from gateway.session.transactions import OfflinePolicy, Reply, TransactionDesk
+from gateway.state import StateError, Store
+from gateway.translate import core
+from gateway.translate.dispatch import ROUTES, SESSION_ROUTES, Route
 from gateway.translate.layout import EvseLayout
+from gateway.translate.meter_values import repair_meter_payload
 from gateway.translate.tables import TranslationTables
 from gateway.translate.types import (
     ConnectorErrorChanged,
     Context,
     Direction,
     Effect,
-    HoldStatus,
     OutboundCall,
     RegistrationChanged,
-    StationView,
 )
 
 log = logging.getLogger(__name__)
@@ -65,15 +70,11 @@ _VERSIONS = {
     Direction.CSMS_TO_CHARGER: (Version.V201, Version.V16),
 }
 _UNREADABLE_ID = "-1"  # 2.0.1 Part 4 §4.2.3: answer id for a message whose id is unreadable
-
-
-def _station_view(boot: Payload, connector_errors: Mapping[int, str]) -> StationView:
-    """What converters may know of the station: who made it, and its raised faults."""
-    return StationView(
-        vendor=boot.get("chargePointVendor"),
-        model=boot.get("chargePointModel"),
-        connector_errors=dict(connector_errors),
-    )
+# Requests whose meter values vendor quirk rules may repair before validation.
+_METER_CARRIERS = frozenset({"MeterValues", "StopTransaction"})
+# Requests the gateway answers itself (buffer mode) when the CSMS is unreachable.
+_ANSWERED_OFFLINE = frozenset({"Heartbeat", "Authorize"})
+_TRY_AGAIN_LATER = 1013  # RFC 6455 close code: the service is temporarily unavailable
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,9 @@ class SessionSettings:
     upstream_wait: float = 10.0
     max_queued_calls: int = 16
     validate_outbound: bool = False
+    offline_mode: str = "buffer"  # buffer | mirror
+    offline_grace: float = 60.0
+    offline_authorization: str = "cache"
 
 
 class TranslatingSession:
@@ -108,16 +112,13 @@ class TranslatingSession:
         self._settings = settings
         self._layout = layout or EvseLayout()
         self._observer = observer
-        self._station = StationView()
-        self._registered = False
-        self._held_statuses: dict[int, Payload] = {}
-        self._boot: Payload = {}  # the last 1.6 BootNotification ({}: none on record)
-        self._registration = ""  # the CSMS's last answer to it
+        self._state = StationState(self.station_id)
         self._record_dirty = False  # station record changed since it was last stored
         self._boot_wanted = False  # the charger spoke, and no boot is on record
         self._boot_requested = False
         self._event_ids = 0
         self._csms_epoch = 0  # bumped per upstream disconnect: answers to stale CALLs drop
+        self._csms_lost = asyncio.Event()
 
         def calls_to(side: Side, send: Callable[[str], Awaitable[None]]) -> OutgoingCalls:
             return OutgoingCalls(
@@ -133,13 +134,49 @@ class TranslatingSession:
         size = settings.max_queued_calls
         self._charger_calls: asyncio.Queue[Call] = asyncio.Queue(size)
         self._csms_calls: asyncio.Queue[tuple[int, Call]] = asyncio.Queue(size)
+        self._courier = OutboxCourier(
+            station_id=self.station_id,
+            store=store,
+            calls=self._to_csms,
+            csms=csms,
+            metrics=metrics,
+            can_send=lambda: self._state.registered,
+            on_delivered=lambda message, result: self._desk.on_delivered(message, result),  # noqa: PLW0108 - the desk is built next
+        )
+        self._desk = TransactionDesk(
+            station=self._state,
+            store=store,
+            courier=self._courier,
+            to_charger=self._to_charger,
+            context=self._context,
+            metrics=metrics,
+            policy=OfflinePolicy(settings.offline_authorization, settings.response_timeout),
+            connected_at=datetime.now(UTC),
+            check_charger_answer=lambda action, result: self._check_answer(
+                Version.V16, action, result
+            ),
+        )
+        desk = self._desk
+        self._desk_handlers: dict[tuple[Direction, str], Callable[[Payload], Awaitable[Reply]]] = {
+            (Direction.CHARGER_TO_CSMS, "StartTransaction"): desk.start_transaction,
+            (Direction.CHARGER_TO_CSMS, "MeterValues"): desk.meter_values,
+            (Direction.CHARGER_TO_CSMS, "StopTransaction"): desk.stop_transaction,
+            (Direction.CHARGER_TO_CSMS, "StatusNotification"): desk.status_notification,
+            (Direction.CSMS_TO_CHARGER, "RequestStartTransaction"): desk.request_start_transaction,
+            (Direction.CSMS_TO_CHARGER, "RequestStopTransaction"): desk.request_stop_transaction,
+            (Direction.CSMS_TO_CHARGER, "GetTransactionStatus"): desk.get_transaction_status,
+            (Direction.CSMS_TO_CHARGER, "GetChargingProfiles"): desk.get_charging_profiles,
+        }
+        assert self._desk_handlers.keys() == SESSION_ROUTES.keys()
 
     # --- lifecycle ------------------------------------------------------------------
 
     async def run(self) -> None:
         """Serve the station until the charger disconnects; then close the upstream."""
         with station_context(self.station_id):
-            await self._load_station()
+            if not await self._load_station():
+                await self._charger.close(_TRY_AGAIN_LATER, "gateway state unavailable")
+                return
             async with asyncio.TaskGroup() as tasks:
                 upstream = tasks.create_task(
                     self._csms.run(self._on_csms_frame, self._on_csms_disconnect)
@@ -147,7 +184,10 @@ class TranslatingSession:
                 workers = [
                     tasks.create_task(self._work_charger_calls()),
                     tasks.create_task(self._work_csms_calls()),
+                    tasks.create_task(self._courier.run()),
                 ]
+                if self._settings.offline_mode == "mirror":
+                    workers.append(tasks.create_task(self._mirror_csms_outages()))
                 try:
                     async for text in self._charger.frames():
                         await self._on_charger_frame(text)
@@ -155,20 +195,44 @@ class TranslatingSession:
                     # 2.0.1 Part 4 §6.3: the charger is gone, so is its upstream link.
                     for worker in workers:
                         worker.cancel()
+                    self._courier.close()
                     self._to_charger.fail(PeerUnavailable("charger disconnected"))
                     await self._csms.close()
                     await upstream
 
-    async def _load_station(self) -> None:
+    async def _load_station(self) -> bool:
+        """Load what the store knows of the station. Without its transactions and
+        outbox the gateway could answer wrongly, so a store failure refuses the charger
+        (it reconnects later) rather than serving it from nothing."""
         try:
             record = await self._store.get_station(self.station_id)
+            await self._desk.load()
+            await self._courier.load()
         except StateError:
-            log.exception("cannot read station record; treating the station as new")
-            return
+            log.exception("cannot read the station's state; refusing the charger for now")
+            return False
         if record is not None:
-            self._boot, self._registration = record.boot, record.registration
-            self._registered = record.registration == "Accepted"
-            self._station = _station_view(record.boot, record.connector_errors)
+            loaded = StationState.from_record(record)
+            for name in StationState.__slots__:
+                setattr(self._state, name, getattr(loaded, name))
+        return True
+
+    async def _mirror_csms_outages(self) -> None:
+        """Mirror mode: without the CSMS for offline_grace seconds, close the charger so
+        it queues its own messages (2.0.1 Part 4 §6.3, reference §0)."""
+        grace = self._settings.offline_grace
+        while True:
+            if self._csms.connected:
+                self._csms_lost.clear()
+                await self._csms_lost.wait()
+                continue
+            try:
+                await asyncio.wait_for(self._csms.wait_connected(), grace)
+            except TimeoutError:
+                log.warning("no CSMS connection for %g s: closing the charger (mirror)", grace)
+                self._metrics.charger_disconnects.labels("csms_unreachable").inc()
+                await self._charger.close(_TRY_AGAIN_LATER, "CSMS unreachable")
+                return
 
     async def _store_station(self) -> None:
         """Write the station record if it changed: before the charger is answered, so
@@ -176,11 +240,8 @@ class TranslatingSession:
         if not self._record_dirty:
             return
         self._record_dirty = False
-        record = StationRecord(
-            self.station_id, self._boot, self._registration, self._station.connector_errors
-        )
         try:
-            await self._store.put_station(record)
+            await self._store.put_station(self._state.record())
         except StateError:
             log.exception("cannot store the station record")
 
@@ -242,6 +303,8 @@ class TranslatingSession:
 
     def _on_csms_disconnect(self) -> None:
         self._csms_epoch += 1
+        self._csms_lost.set()
+        self._courier.went_offline()
         self._to_csms.fail(PeerUnavailable("CSMS connection lost before it answered"))
 
     # --- workers --------------------------------------------------------------------
@@ -283,37 +346,92 @@ class TranslatingSession:
         """Translate one received CALL, forward it, and translate the answer back."""
         source, target = _VERSIONS[direction]
         started = time.perf_counter()
-        route = self._route(direction, call.action, source)
-        schemas.validate(source, call.action, Kind.REQUEST, call.payload)
-        convert = route.request
-        if direction is Direction.CHARGER_TO_CSMS and not self._registered:
-            if not self._boot and call.action != "BootNotification":
+        handler = self._desk_handlers.get((direction, call.action))
+        payload = call.payload
+        if handler is not None and call.action in _METER_CARRIERS:
+            payload = self._repair_meter_values(payload)
+        route = None if handler is not None else self._route(direction, call.action, source)
+        schemas.validate(source, call.action, Kind.REQUEST, payload)
+        convert = None if route is None else route.request
+        if direction is Direction.CHARGER_TO_CSMS and not self._state.registered:
+            if not self._state.boot and call.action != "BootNotification":
                 # A reconnecting charger does not boot again: after a gateway restart
                 # without state, the gateway has to ask for the boot (1.6 §5.17).
                 self._boot_wanted = True
-            if route.before_accepted is None:
+            if route is not None and route.before_accepted is None:
                 raise NotRegistered(f"{call.action} before the CSMS accepted the BootNotification")
-            if route.before_accepted is not route.request:  # answered here, not forwarded
+            if route is None or route.before_accepted is not route.request:
+                # Answered here (the outbox keeps what the CSMS must see for later).
                 self._metrics.held_messages.labels(call.action).inc()
-            convert = route.before_accepted
+            convert = None if route is None else route.before_accepted
+        if handler is not None:
+            reply, then = await handler(payload)
+            self._metrics.translation_duration.labels(direction).observe(
+                time.perf_counter() - started
+            )
+            self._check(source, call.action, Kind.RESPONSE, reply)
+            return reply, then
+        assert route is not None and convert is not None
         ctx = self._context()
-        outcome = convert(call.payload, ctx)
+        outcome = convert(payload, ctx)
         self._apply(outcome.effects)
         self._metrics.translation_duration.labels(direction).observe(time.perf_counter() - started)
         if outcome.forward is None:
             reply = outcome.reply or {}
             then = outcome.then
         else:
-            calls = self._to_csms if direction is Direction.CHARGER_TO_CSMS else self._to_charger
             self._check(target, outcome.forward.action, Kind.REQUEST, outcome.forward.payload)
-            result = await calls.call(outcome.forward.action, outcome.forward.payload)
+            if direction is Direction.CHARGER_TO_CSMS:
+                result = await self._call_csms(call.action, outcome.forward)
+                if result is None:  # unreachable: the gateway answers (buffer mode)
+                    return await self._answer_offline(call.action, payload, ctx), ()
+            else:
+                result = await self._to_charger.call(
+                    outcome.forward.action, outcome.forward.payload
+                )
             self._check_answer(target, outcome.forward.action, result)
-            answer = route.result(result, call.payload, ctx)
+            answer = route.result(result, payload, ctx)
             self._apply(answer.effects)
+            if call.action == "Authorize" and "idTokenInfo" in result:
+                await self._desk.remember_authorization(
+                    outcome.forward.payload["idToken"], result["idTokenInfo"]
+                )
             reply = answer.reply or {}
             then = outcome.then + answer.then
         self._check(source, call.action, Kind.RESPONSE, reply)
         return reply, then
+
+    async def _call_csms(self, action: str, forward: OutboundCall) -> Payload | None:
+        """Forward a charger request; None when the CSMS is unreachable and the gateway
+        may answer it itself. Outbox messages from before go first, in order."""
+        offline_capable = action in _ANSWERED_OFFLINE
+        if offline_capable and not await self._courier.reachable(self._settings.upstream_wait):
+            return None
+        await self._courier.wait_drained(self._settings.upstream_wait)
+        try:
+            return await self._to_csms.call(forward.action, forward.payload)
+        except (PeerUnavailable, CallTimeout):
+            if offline_capable:
+                return None
+            raise
+
+    async def _answer_offline(self, action: str, payload: Payload, ctx: Context) -> Payload:
+        if action == "Authorize":
+            return await self._desk.authorize_offline(payload)
+        self._metrics.offline_answers.labels(action, "none").inc()
+        return core.heartbeat_local(payload, ctx).reply or {}
+
+    def _repair_meter_values(self, payload: Payload) -> Payload:
+        """Vendor quirk rules fix known meter value defects before validation; each
+        repair is counted, so an operator sees which chargers need them."""
+        view = self._state.view()
+        quirks = self._tables.meter_quirks_for(view.vendor, view.model)
+        repaired, rules = repair_meter_payload(payload, quirks)
+        for rule in rules:
+            self._metrics.meter_normalisations.labels(rule).inc()
+        if rules:
+            log.info("meter values repaired by vendor rules: %s", ", ".join(sorted(set(rules))))
+        return repaired
 
     def _route(self, direction: Direction, action: str, version: Version) -> Route:
         route = ROUTES.get((direction, action))
@@ -346,7 +464,7 @@ class TranslatingSession:
             station_id=self.station_id,
             tables=self._tables,
             layout=self._layout,
-            station=self._station,
+            station=self._state.view(),
             next_event_id=self._next_event_id,
         )
 
@@ -360,39 +478,18 @@ class TranslatingSession:
         for effect in effects:
             match effect:
                 case RegistrationChanged(status=status, boot=boot):
-                    self._registered = status == "Accepted"
-                    self._boot, self._registration = boot, status
-                    self._station = _station_view(boot, self._station.connector_errors)
+                    self._state.boot, self._state.registration = boot, status
                     self._record_dirty = True
-                case HoldStatus(payload=payload):
-                    self._held_statuses[payload["connectorId"]] = payload
+                    self._courier.wake()  # accepted: the outbox may go up now
                 case ConnectorErrorChanged(connector_id=connector, error_code=code):
-                    errors = dict(self._station.connector_errors)
-                    if code is None:
-                        errors.pop(connector, None)
-                    else:
-                        errors[connector] = code
-                    self._station = StationView(
-                        self._station.vendor, self._station.model, connector_errors=errors
-                    )
+                    self._state.set_connector_error(connector, code)
                     self._record_dirty = True
 
     async def _send_followups(self, then: tuple[OutboundCall, ...]) -> None:
-        """After the reply: ask for a boot, release held statuses, send extra CALLs."""
+        """After the reply: ask for a boot if needed, then send extra CALLs."""
         if self._boot_wanted and not self._boot_requested:
             await self._request_boot()
-        calls = list(then)
-        if self._registered and self._held_statuses:
-            # 2.0.1 B01.FR.05: after acceptance the station reports each connector.
-            held, self._held_statuses = self._held_statuses, {}
-            for payload in held.values():
-                outcome = ROUTES[Direction.CHARGER_TO_CSMS, "StatusNotification"].request(
-                    payload, self._context()
-                )
-                self._apply(outcome.effects)
-                calls += ([outcome.forward] if outcome.forward else []) + list(outcome.then)
-            await self._store_station()
-        for extra in calls:
+        for extra in then:
             try:
                 self._check(Version.V201, extra.action, Kind.REQUEST, extra.payload)
                 await self._to_csms.call(extra.action, extra.payload)

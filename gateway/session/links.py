@@ -52,6 +52,10 @@ class CsmsLink(Protocol):
         """Connect (and, if the link reconnects, keep reconnecting) until closed."""
         ...
 
+    async def wait_connected(self) -> None:
+        """Return once the link is connected (at once if it is)."""
+        ...
+
     async def send(self, text: str, *, wait: float) -> None:
         """Send, waiting up to ``wait`` seconds for a connection; PeerUnavailable otherwise."""
         ...

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from gateway.state.base import StateError, StationRecord, Store
+from gateway.state.base import (
+    Change,
+    OutboxMessage,
+    StateError,
+    StationRecord,
+    Store,
+    TransactionRecord,
+)
 
 
 def open_store(url: str) -> Store:
@@ -19,4 +26,12 @@ def open_store(url: str) -> Store:
     raise StateError(f"unsupported state URL {url!r} (sqlite:///path or memory://)")
 
 
-__all__ = ["StateError", "StationRecord", "Store", "open_store"]
+__all__ = [
+    "Change",
+    "OutboxMessage",
+    "StateError",
+    "StationRecord",
+    "Store",
+    "TransactionRecord",
+    "open_store",
+]

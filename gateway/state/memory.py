@@ -1,13 +1,67 @@
-"""In-memory Store: unit tests only (nothing survives the process)."""
+"""In-memory Store: unit tests only (nothing survives the process).
+
+Layer: state. Same contract as the SQLite store, in dicts: a commit is checked whole
+before any of it is applied (no await in between, so it is atomic on the event loop),
+a legacy id is unique per station as under SQLite's UNIQUE constraint, and records go
+in and out through the SQLite row conversion, so callers never share a payload with
+the store and see exactly the values a real store would give back.
+"""
 
 from __future__ import annotations
 
-from gateway.state.base import StationRecord
+import itertools
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TypeVar
+
+import orjson
+
+from gateway.ocppj import Payload
+from gateway.state import rows
+from gateway.state.base import (
+    Change,
+    OutboxMessage,
+    StateError,
+    StationRecord,
+    TransactionRecord,
+)
+
+T = TypeVar("T")
+
+
+def _copied(copy: Callable[[], T]) -> T:
+    try:
+        return copy()
+    except orjson.JSONEncodeError as exc:
+        raise StateError(f"cannot store the value: {exc}") from exc
+
+
+def _station(record: StationRecord) -> StationRecord:
+    return _copied(lambda: rows.station_record(rows.station_row(record)))
+
+
+def _transaction(record: TransactionRecord) -> TransactionRecord:
+    return _copied(lambda: rows.transaction_record(rows.transaction_row(record)))
+
+
+def _payload(payload: Payload) -> Payload:
+    return _copied(lambda: rows.copy_payload(payload))
+
+
+def _message(message: OutboxMessage) -> OutboxMessage:
+    return replace(message, payload=_payload(message.payload))
 
 
 class MemoryStore:
     def __init__(self) -> None:
         self._stations: dict[str, StationRecord] = {}
+        # station id -> transaction id -> record
+        self._transactions: dict[str, dict[str, TransactionRecord]] = {}
+        # station id -> position -> message; insertion order is position order
+        self._outbox: dict[str, dict[int, OutboxMessage]] = {}
+        self._positions = itertools.count(1)  # shared by all stations, never reused
+        self._legacy_ids: dict[str, int] = {}
+        self._authorizations: dict[tuple[str, str], Payload] = {}
 
     async def open(self) -> None:
         return None
@@ -19,7 +73,87 @@ class MemoryStore:
         return None
 
     async def get_station(self, station_id: str) -> StationRecord | None:
-        return self._stations.get(station_id)
+        record = self._stations.get(station_id)
+        return None if record is None else _station(record)
 
     async def put_station(self, record: StationRecord) -> None:
-        self._stations[record.station_id] = record
+        self._stations[record.station_id] = _station(record)
+
+    async def commit(self, station_id: str, change: Change) -> tuple[int, ...]:
+        rows.check_owner(station_id, change)
+        # Everything is copied and checked first; only then is anything applied.
+        station = None if change.station is None else _station(change.station)
+        transactions = dict(self._transactions.get(station_id, {}))
+        for record in change.transactions:
+            holder = next(
+                (tid for tid, held in transactions.items() if held.legacy_id == record.legacy_id),
+                record.transaction_id,
+            )
+            if holder != record.transaction_id:
+                raise StateError(
+                    f"{station_id}: legacy id {record.legacy_id} is already {holder!r}'s"
+                )
+            transactions[record.transaction_id] = _transaction(record)
+        appended = [_message(message) for message in change.append]
+        authorizations = {
+            (station_id, id_token.casefold()): _payload(info)
+            for id_token, info in change.authorizations
+        }
+        if station is not None:
+            self._stations[station_id] = station
+        if change.transactions:
+            self._transactions[station_id] = transactions
+        outbox = self._outbox.setdefault(station_id, {})
+        positions = []
+        for message in appended:
+            position = next(self._positions)
+            outbox[position] = replace(message, position=position)
+            positions.append(position)
+        for position in change.delivered:
+            outbox.pop(position, None)
+        self._authorizations.update(authorizations)
+        return tuple(positions)
+
+    async def allocate_legacy_id(self, station_id: str) -> int:
+        held = (record.legacy_id for record in self._transactions.get(station_id, {}).values())
+        legacy_id = max(self._legacy_ids.get(station_id, 0), *held, 0) + 1
+        self._legacy_ids[station_id] = legacy_id
+        return legacy_id
+
+    async def open_transactions(self, station_id: str) -> list[TransactionRecord]:
+        records = self._transactions.get(station_id, {}).values()
+        open_records = sorted((r for r in records if not r.ended), key=lambda r: r.legacy_id)
+        return [_transaction(record) for record in open_records]
+
+    async def find_transaction(
+        self, station_id: str, *, legacy_id: int | None = None, transaction_id: str | None = None
+    ) -> TransactionRecord | None:
+        if (legacy_id is None) == (transaction_id is None):
+            raise ValueError("give exactly one of legacy_id and transaction_id")
+        records = self._transactions.get(station_id, {})
+        if transaction_id is not None:
+            found = records.get(transaction_id)
+        else:
+            found = next((r for r in records.values() if r.legacy_id == legacy_id), None)
+        return None if found is None else _transaction(found)
+
+    async def pending_outbox(self, station_id: str) -> list[OutboxMessage]:
+        return [_message(message) for message in self._outbox.get(station_id, {}).values()]
+
+    async def mark_offline(self, station_id: str) -> None:
+        outbox = self._outbox.get(station_id, {})
+        for position, message in outbox.items():
+            outbox[position] = replace(message, offline=True)
+
+    async def get_authorization(self, station_id: str, id_token: str) -> Payload | None:
+        info = self._authorizations.get((station_id, id_token.casefold()))
+        return None if info is None else _payload(info)
+
+    async def prune(self, ended_before: float) -> int:
+        pruned = 0
+        for records in self._transactions.values():
+            for transaction_id, record in list(records.items()):
+                if record.ended and record.ended_at is not None and record.ended_at < ended_before:
+                    del records[transaction_id]
+                    pruned += 1
+        return pruned

@@ -3,7 +3,9 @@
 Layer: state. sqlite3 blocks, so every statement runs on one dedicated worker thread
 (one connection, used by one thread, as sqlite3 prefers); the event loop only awaits.
 The schema is versioned with ``PRAGMA user_version`` and upgraded by the ordered
-``_MIGRATIONS`` list on open.
+``_MIGRATIONS`` list on open. Writes that belong together run in one
+``BEGIN IMMEDIATE ... COMMIT`` (:func:`_atomically`), so a crash or a failed statement
+leaves all of a :class:`Change` or none of it (DESIGN.md: nothing is lost).
 """
 
 from __future__ import annotations
@@ -18,7 +20,15 @@ from typing import Final, TypeVar
 
 import orjson
 
-from gateway.state.base import StateError, StationRecord
+from gateway.ocppj import Payload
+from gateway.state import rows
+from gateway.state.base import (
+    Change,
+    OutboxMessage,
+    StateError,
+    StationRecord,
+    TransactionRecord,
+)
 
 T = TypeVar("T")
 
@@ -34,7 +44,100 @@ _MIGRATIONS: Final = (
     """,
     # 2: faults raised per connector, cleared upstream on NoError
     "ALTER TABLE station ADD COLUMN connector_errors BLOB NOT NULL DEFAULT '{}';",
+    # 3: last status per connector, pending remote starts, installed charging profiles
+    """
+    ALTER TABLE station ADD COLUMN connector_statuses BLOB NOT NULL DEFAULT '{}';
+    ALTER TABLE station ADD COLUMN remote_starts BLOB NOT NULL DEFAULT '[]';
+    ALTER TABLE station ADD COLUMN charging_profiles BLOB NOT NULL DEFAULT '[]';
+    """,
+    # 4: transactions (1.6 integer id <-> 2.0.1 string id, seqNo) and the id counter
+    """
+    CREATE TABLE txn (
+        station_id       TEXT NOT NULL,
+        transaction_id   TEXT NOT NULL,
+        legacy_id        INTEGER NOT NULL,
+        connector_id     INTEGER NOT NULL,
+        evse_id          INTEGER NOT NULL,
+        next_seq_no      INTEGER NOT NULL,
+        started_at       TEXT NOT NULL,
+        start_key        TEXT NOT NULL,
+        id_token         BLOB,
+        charging_state   TEXT,
+        meter_start      INTEGER,
+        last_meter       BLOB,
+        id_tag_info      BLOB,
+        ended            INTEGER NOT NULL DEFAULT 0,
+        ended_at         REAL,
+        stop_key         TEXT,
+        stop_id_tag_info BLOB,
+        PRIMARY KEY (station_id, transaction_id),
+        UNIQUE (station_id, legacy_id)
+    );
+    CREATE INDEX txn_open ON txn (station_id, legacy_id) WHERE ended = 0;
+    CREATE INDEX txn_ended ON txn (ended_at) WHERE ended = 1;
+    CREATE TABLE legacy_id_counter (
+        station_id TEXT PRIMARY KEY,
+        last       INTEGER NOT NULL
+    );
+    """,
+    # 5: the durable outbox; AUTOINCREMENT so a position is never given out twice
+    """
+    CREATE TABLE outbox (
+        position       INTEGER PRIMARY KEY AUTOINCREMENT,
+        station_id     TEXT NOT NULL,
+        action         TEXT NOT NULL,
+        payload        BLOB NOT NULL,
+        transaction_id TEXT,
+        offline        INTEGER NOT NULL DEFAULT 0,
+        created_at     REAL NOT NULL
+    );
+    CREATE INDEX outbox_station ON outbox (station_id, position);
+    """,
+    # 6: authorization cache (2.0.1 C10), keyed by the case-folded idToken
+    """
+    CREATE TABLE auth_cache (
+        station_id      TEXT NOT NULL,
+        id_token_folded TEXT NOT NULL,
+        info            BLOB NOT NULL,
+        updated_at      REAL NOT NULL,
+        PRIMARY KEY (station_id, id_token_folded)
+    );
+    """,
 )
+
+_STATION_COLUMNS: Final = ", ".join(rows.STATION_COLUMNS)
+_TRANSACTION_COLUMNS: Final = ", ".join(rows.TRANSACTION_COLUMNS)
+_OUTBOX_COLUMNS: Final = ", ".join(rows.OUTBOX_COLUMNS)
+
+
+def _upsert(table: str, columns: tuple[str, ...], key: tuple[str, ...]) -> str:
+    updates = ", ".join(f"{column} = excluded.{column}" for column in columns if column not in key)
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+    )
+
+
+_PUT_STATION: Final = _upsert("station", (*rows.STATION_COLUMNS, "updated_at"), ("station_id",))
+_PUT_TRANSACTION: Final = _upsert("txn", rows.TRANSACTION_COLUMNS, ("station_id", "transaction_id"))
+_APPEND: Final = (
+    "INSERT INTO outbox (station_id, action, payload, transaction_id, offline, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+_DELIVERED: Final = "DELETE FROM outbox WHERE station_id = ? AND position = ?"
+_PUT_AUTHORIZATION: Final = _upsert(
+    "auth_cache",
+    ("station_id", "id_token_folded", "info", "updated_at"),
+    ("station_id", "id_token_folded"),
+)
+_ALLOCATE: Final = """
+    INSERT INTO legacy_id_counter (station_id, last)
+    VALUES (?1, max(
+        coalesce((SELECT last FROM legacy_id_counter WHERE station_id = ?1), 0),
+        coalesce((SELECT max(legacy_id) FROM txn WHERE station_id = ?1), 0)
+    ) + 1)
+    ON CONFLICT (station_id) DO UPDATE SET last = excluded.last
+"""
 
 
 class SqliteStore:
@@ -50,22 +153,27 @@ class SqliteStore:
                 raise StateError(f"{self._path}: store is not open")
             try:
                 return work(self._db)
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, orjson.JSONEncodeError, orjson.JSONDecodeError) as exc:
                 raise StateError(f"{self._path}: {exc}") from exc
 
+        if self._closed:
+            raise StateError(f"{self._path}: store is closed")
         return await asyncio.get_running_loop().run_in_executor(self._executor, guarded)
 
     async def open(self) -> None:
         def connect() -> None:
-            if self._path != ":memory:":
-                Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+            db: sqlite3.Connection | None = None
             try:
+                if self._path != ":memory:":
+                    Path(self._path).parent.mkdir(parents=True, exist_ok=True)
                 db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=FULL")  # an answered message survives power loss
                 db.execute("PRAGMA busy_timeout=5000")
                 _migrate(db)
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, OSError, StateError) as exc:
+                if db is not None:
+                    db.close()
                 raise StateError(f"{self._path}: {exc}") from exc
             self._db = db
 
@@ -90,36 +198,154 @@ class SqliteStore:
     async def get_station(self, station_id: str) -> StationRecord | None:
         row = await self._run(
             lambda db: db.execute(
-                "SELECT boot, registration, connector_errors FROM station WHERE station_id = ?",
-                (station_id,),
+                f"SELECT {_STATION_COLUMNS} FROM station WHERE station_id = ?", (station_id,)
             ).fetchone()
         )
-        if row is None:
-            return None
-        errors = {int(connector): code for connector, code in orjson.loads(row[2]).items()}
-        return StationRecord(station_id, orjson.loads(row[0]), row[1], errors)
+        return None if row is None else rows.station_record(row)
 
     async def put_station(self, record: StationRecord) -> None:
         await self._run(
+            lambda db: db.execute(_PUT_STATION, (*rows.station_row(record), time.time()))
+        )
+
+    async def commit(self, station_id: str, change: Change) -> tuple[int, ...]:
+        rows.check_owner(station_id, change)
+        if change == Change():
+            return ()
+
+        def work(db: sqlite3.Connection) -> tuple[int, ...]:
+            # Rows are built before BEGIN: a payload orjson cannot encode fails the
+            # commit without ever taking the write lock.
+            now, station = time.time(), change.station
+            station_row = None if station is None else (*rows.station_row(station), now)
+            transactions = [rows.transaction_row(record) for record in change.transactions]
+            appends = [
+                (station_id, message.action, orjson.dumps(message.payload),
+                 message.transaction_id, int(message.offline), now)
+                for message in change.append
+            ]  # fmt: skip
+            delivered = [(station_id, position) for position in change.delivered]
+            authorizations = [
+                (station_id, id_token.casefold(), orjson.dumps(info), now)
+                for id_token, info in change.authorizations
+            ]
+
+            def apply(db: sqlite3.Connection) -> tuple[int, ...]:
+                if station_row is not None:
+                    db.execute(_PUT_STATION, station_row)
+                db.executemany(_PUT_TRANSACTION, transactions)
+                positions = tuple(_inserted(db.execute(_APPEND, row)) for row in appends)
+                db.executemany(_DELIVERED, delivered)
+                db.executemany(_PUT_AUTHORIZATION, authorizations)
+                return positions
+
+            return _atomically(db, apply)
+
+        return await self._run(work)
+
+    async def allocate_legacy_id(self, station_id: str) -> int:
+        def allocate(db: sqlite3.Connection) -> int:
+            db.execute(_ALLOCATE, (station_id,))
+            (last,) = db.execute(
+                "SELECT last FROM legacy_id_counter WHERE station_id = ?", (station_id,)
+            ).fetchone()
+            return int(last)
+
+        return await self._run(lambda db: _atomically(db, allocate))
+
+    async def open_transactions(self, station_id: str) -> list[TransactionRecord]:
+        found = await self._run(
             lambda db: db.execute(
-                "INSERT INTO station (station_id, boot, registration, connector_errors, "
-                "updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (station_id) DO UPDATE SET "
-                "boot = excluded.boot, registration = excluded.registration, "
-                "connector_errors = excluded.connector_errors, updated_at = excluded.updated_at",
-                (
-                    record.station_id,
-                    orjson.dumps(record.boot),
-                    record.registration,
-                    orjson.dumps(dict(record.connector_errors), option=orjson.OPT_NON_STR_KEYS),
-                    time.time(),
-                ),
+                f"SELECT {_TRANSACTION_COLUMNS} FROM txn WHERE station_id = ? AND ended = 0 "
+                "ORDER BY legacy_id",
+                (station_id,),
+            ).fetchall()
+        )
+        return [rows.transaction_record(row) for row in found]
+
+    async def find_transaction(
+        self, station_id: str, *, legacy_id: int | None = None, transaction_id: str | None = None
+    ) -> TransactionRecord | None:
+        if (legacy_id is None) == (transaction_id is None):
+            raise ValueError("give exactly one of legacy_id and transaction_id")
+        column, value = (
+            ("legacy_id", legacy_id)
+            if transaction_id is None
+            else ("transaction_id", transaction_id)
+        )
+        row = await self._run(
+            lambda db: db.execute(
+                f"SELECT {_TRANSACTION_COLUMNS} FROM txn WHERE station_id = ? AND {column} = ?",
+                (station_id, value),
+            ).fetchone()
+        )
+        return None if row is None else rows.transaction_record(row)
+
+    async def pending_outbox(self, station_id: str) -> list[OutboxMessage]:
+        found = await self._run(
+            lambda db: db.execute(
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE station_id = ? ORDER BY position",
+                (station_id,),
+            ).fetchall()
+        )
+        return [rows.outbox_message(row) for row in found]
+
+    async def mark_offline(self, station_id: str) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "UPDATE outbox SET offline = 1 WHERE station_id = ? AND offline = 0", (station_id,)
             )
         )
+
+    async def get_authorization(self, station_id: str, id_token: str) -> Payload | None:
+        row = await self._run(
+            lambda db: db.execute(
+                "SELECT info FROM auth_cache WHERE station_id = ? AND id_token_folded = ?",
+                (station_id, id_token.casefold()),
+            ).fetchone()
+        )
+        return None if row is None else rows.load_payload(row[0])
+
+    async def prune(self, ended_before: float) -> int:
+        return await self._run(
+            lambda db: (
+                db.execute(
+                    "DELETE FROM txn WHERE ended = 1 AND ended_at < ?", (ended_before,)
+                ).rowcount
+            )
+        )
+
+
+def _inserted(cursor: sqlite3.Cursor) -> int:
+    if cursor.lastrowid is None:  # pragma: no cover - an INSERT always sets it
+        raise StateError("no position was assigned")
+    return cursor.lastrowid
+
+
+def _atomically(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """Run ``work`` in one write transaction: all of it is committed, or none of it."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(db)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return result
 
 
 def _migrate(db: sqlite3.Connection) -> None:
     (version,) = db.execute("PRAGMA user_version").fetchone()
     if version > len(_MIGRATIONS):
-        raise StateError(f"database schema {version} is newer than this gateway understands")
+        raise StateError(
+            f"database schema {version} is newer than this gateway understands "
+            f"({len(_MIGRATIONS)}): upgrade the gateway"
+        )
     for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
-        db.executescript(f"BEGIN; {script} PRAGMA user_version = {number}; COMMIT;")
+        try:
+            db.executescript(f"BEGIN; {script} PRAGMA user_version = {number}; COMMIT;")
+        except sqlite3.Error:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise

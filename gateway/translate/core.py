@@ -20,7 +20,6 @@ from gateway.translate.tables import ErrorEvent, Tier
 from gateway.translate.types import (
     ConnectorErrorChanged,
     Context,
-    HoldStatus,
     OutboundCall,
     Outcome,
     RegistrationChanged,
@@ -128,15 +127,6 @@ def status_notification_req(payload: Payload, ctx: Context) -> Outcome:
 
 def status_notification_conf(result: Payload, request: Payload, ctx: Context) -> Outcome:
     return Outcome(reply={})
-
-
-def status_notification_hold(payload: Payload, ctx: Context) -> Outcome:
-    """Before registration: answer, and keep the status for when the CSMS accepts.
-
-    An absent timestamp means "time of receipt" (1.6 §6.47), so it is fixed now, not
-    when the status is finally sent."""
-    held = payload if "timestamp" in payload else {**payload, "timestamp": ctx.now()}
-    return Outcome(reply={}, effects=(HoldStatus(held),))
 
 
 def _status_events(

@@ -2,6 +2,12 @@
 
 Layer: translate (sans-I/O).
 
+Actions whose translation depends on the station's transaction state (and, charger to
+CSMS, goes through the durable outbox) are handled by the session's transaction desk
+(``gateway.session.transactions``) with the pure converters of ``translate.transactions``
+and ``translate.remote``; ``SESSION_ROUTES`` names them, and the desk's handler table
+must have exactly these keys (a test checks it). The desk is checked first.
+
 A received CALL whose action has no row here is answered by the session: NotSupported
 when the action exists in the sender's OCPP version (a 2.0.1 CSMS request with no 1.6
 equivalent, say), NotImplemented when it does not exist at all. ``docs/coverage.md`` is
@@ -54,7 +60,6 @@ ROUTES: Final[dict[tuple[Direction, str], Route]] = {
         "StatusNotification",
         core.status_notification_req,
         core.status_notification_conf,
-        before_accepted=core.status_notification_hold,
     ),
     (CHARGER_TO_CSMS, "Authorize"): Route("Authorize", core.authorize_req, core.authorize_conf),
     (CHARGER_TO_CSMS, "DataTransfer"): Route(
@@ -62,5 +67,43 @@ ROUTES: Final[dict[tuple[Direction, str], Route]] = {
     ),
     (CSMS_TO_CHARGER, "DataTransfer"): Route(
         "DataTransfer", core.data_transfer_from_csms_req, core.data_transfer_from_csms_conf
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRoute:
+    """An action the transaction desk handles: what goes to the other side, and how."""
+
+    target: str  # what the other side receives (or "answered by the gateway")
+    note: str  # one line for docs/coverage.md
+
+
+SESSION_ROUTES: Final[dict[tuple[Direction, str], SessionRoute]] = {
+    (CHARGER_TO_CSMS, "StartTransaction"): SessionRoute(
+        "TransactionEvent", "eventType Started, seqNo 0; outbox before the answer"
+    ),
+    (CHARGER_TO_CSMS, "MeterValues"): SessionRoute(
+        "TransactionEvent / MeterValues",
+        "Updated per trigger reason inside a transaction, else MeterValues; outbox",
+    ),
+    (CHARGER_TO_CSMS, "StopTransaction"): SessionRoute(
+        "TransactionEvent", "eventType Ended; unknown ids as a synthetic Started+Ended; outbox"
+    ),
+    (CHARGER_TO_CSMS, "StatusNotification"): SessionRoute(
+        "StatusNotification / TransactionEvent / NotifyEvent",
+        "only on a connector status change; charging state changes as Updated; outbox",
+    ),
+    (CSMS_TO_CHARGER, "RequestStartTransaction"): SessionRoute(
+        "RemoteStartTransaction", "remoteStartId kept for the Started event"
+    ),
+    (CSMS_TO_CHARGER, "RequestStopTransaction"): SessionRoute(
+        "RemoteStopTransaction", "unknown transactionId answered Rejected by the gateway"
+    ),
+    (CSMS_TO_CHARGER, "GetTransactionStatus"): SessionRoute(
+        "answered by the gateway", "from its open transactions and its outbox"
+    ),
+    (CSMS_TO_CHARGER, "GetChargingProfiles"): SessionRoute(
+        "answered by the gateway", "profiles it installed, as ReportChargingProfiles"
     ),
 }

@@ -7,9 +7,12 @@ Layer: translate (sans-I/O). The data itself lives in ``mappings/*.toml``;
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TypeVar
+
+_T = TypeVar("_T")
 
 
 class Tier(StrEnum):
@@ -63,19 +66,66 @@ class VendorIdTokenRules:
 
 
 @dataclass(frozen=True, slots=True)
+class MeterQuirks:
+    """Known charger bugs in 1.6 meter values, repaired before schema validation.
+
+    Refusing a MeterValues or StopTransaction for a cosmetic fault would lose billing
+    data (a charger resends a refused transaction message a few times, then discards
+    it), so the gateway normalises these instead, and counts each repair. The field
+    names are the rule names: ``gateway.translate.meter_values.repair_meter_payload``
+    reports them, and they label the ``ocpp_gateway_meter_normalisations_total`` metric.
+    """
+
+    numeric_values: bool = True  # a JSON number where 1.6 requires a string value
+    unit_spelling: bool = True  # "kwh", "celsius": a 1.6 unit in the wrong case or spelling
+    energy_kwh_as_wh: bool = False  # Energy.* labelled Wh (or unlabelled) that is really kWh
+
+
+@dataclass(frozen=True, slots=True)
+class VendorMeterQuirks:
+    """Per-vendor (and optionally model) replacement for the default meter quirks."""
+
+    vendor: str
+    model: str | None
+    quirks: MeterQuirks
+
+
+def _for_station(
+    entries: Iterable[tuple[str, str | None, _T]], vendor: str | None, model: str | None
+) -> _T | None:
+    """The value of the most specific entry: vendor+model, then vendor alone.
+
+    1.6 chargePointVendor/chargePointModel are CiString, so the match ignores case."""
+    if vendor is None:
+        return None
+    vendor_wide: _T | None = None
+    for entry_vendor, entry_model, value in entries:
+        if entry_vendor.casefold() != vendor.casefold():
+            continue
+        if entry_model is None:
+            if vendor_wide is None:
+                vendor_wide = value
+        elif model is not None and entry_model.casefold() == model.casefold():
+            return value
+    return vendor_wide
+
+
+@dataclass(frozen=True, slots=True)
 class TranslationTables:
     error_events: Mapping[str, ErrorEvent]
     id_tokens: IdTokenRules
     vendor_id_tokens: tuple[VendorIdTokenRules, ...] = field(default_factory=tuple)
+    meter_quirks: MeterQuirks = field(default_factory=MeterQuirks)
+    vendor_meter_quirks: tuple[VendorMeterQuirks, ...] = ()
 
     def id_token_rules_for(self, vendor: str | None, model: str | None) -> IdTokenRules:
         """The most specific rules for a station: vendor+model, then vendor, then default."""
-        best: IdTokenRules | None = None
-        for entry in self.vendor_id_tokens:
-            if vendor is None or entry.vendor.casefold() != vendor.casefold():
-                continue
-            if entry.model is None:
-                best = best or entry.rules
-            elif model is not None and entry.model.casefold() == model.casefold():
-                return entry.rules
-        return best or self.id_tokens
+        entries = ((e.vendor, e.model, e.rules) for e in self.vendor_id_tokens)
+        found = _for_station(entries, vendor, model)
+        return self.id_tokens if found is None else found
+
+    def meter_quirks_for(self, vendor: str | None, model: str | None) -> MeterQuirks:
+        """The most specific quirks for a station: vendor+model, then vendor, then default."""
+        entries = ((e.vendor, e.model, e.quirks) for e in self.vendor_meter_quirks)
+        found = _for_station(entries, vendor, model)
+        return self.meter_quirks if found is None else found

@@ -15,6 +15,7 @@ both, so tests pin them.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -52,13 +53,6 @@ class RegistrationChanged:
 
 
 @dataclass(frozen=True, slots=True)
-class HoldStatus:
-    """A 1.6 StatusNotification that arrived before registration, to send once accepted."""
-
-    payload: Payload
-
-
-@dataclass(frozen=True, slots=True)
 class ConnectorErrorChanged:
     """The 1.6 errorCode in force on a connector (None: cleared, NoError)."""
 
@@ -66,7 +60,7 @@ class ConnectorErrorChanged:
     error_code: str | None
 
 
-Effect = RegistrationChanged | HoldStatus | ConnectorErrorChanged
+Effect = RegistrationChanged | ConnectorErrorChanged
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +96,8 @@ class Context:
     station: StationView = field(default_factory=StationView)
     clock: Callable[[], datetime] = _utc_now
     next_event_id: Callable[[], int] = field(default=lambda: 0)
+    # 2.0.1 transactionIds are made by the station, never reused; UUID recommended (E01.FR.08)
+    new_transaction_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
 
     def now(self) -> str:
         """The current time as an OCPP dateTime: RFC 3339, UTC, milliseconds (2.0.1 §2.1.4)."""

@@ -152,6 +152,9 @@ class UpstreamLink:
             return False
         return True
 
+    async def wait_connected(self) -> None:
+        await self._connected.wait()
+
     async def send(self, text: str, *, wait: float) -> None:
         ws = self._ws
         if ws is None:

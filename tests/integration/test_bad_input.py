@@ -449,27 +449,50 @@ async def test_a_silent_csms_times_out_as_internal_error_and_its_late_answer_is_
     csms: CsmsSim,
 ) -> None:
     """After response_timeout the charger gets InternalError; the late CALLRESULT matches
-    nothing and is counted as unmatched, and the station carries on."""
+    nothing and is counted as unmatched, and the station carries on. (DataTransfer: a
+    Heartbeat or Authorize would be answered by the gateway itself in buffer mode.)"""
     gateway = await make_gateway(response_timeout=0.5)
     charger = chargers(charger_url_of(gateway), "CP-1")
     await charger.connect()
     await charger.boot()
-    answer_heartbeat = csms.handlers["Heartbeat"]
+    answer_data_transfer = csms.handlers["DataTransfer"]
+    never: asyncio.Future[JsonObject] = asyncio.get_running_loop().create_future()
+    csms.handlers["DataTransfer"] = lambda _station, _payload: never
+    with pytest.raises(CallErrorReceived) as timed_out:
+        await charger.data_transfer("com.example")
+    assert timed_out.value.code == "InternalError"
+    timeouts = metric(
+        gateway, "ocpp_gateway_call_timeouts_total", side="csms", action="DataTransfer"
+    )
+    assert timeouts == 1
+
+    (unanswered,) = csms.received("DataTransfer", station_id="CP-1")
+    await csms.send_raw(
+        "CP-1", encode_call_result(unanswered.message_id, {"status": "UnknownVendorId"})
+    )
+    csms.handlers["DataTransfer"] = answer_data_transfer
+    # The late answer precedes the next answer on the same upstream socket.
+    assert (await charger.data_transfer("com.example"))["status"] == "UnknownVendorId"
+    assert metric(gateway, "ocpp_gateway_unmatched_responses_total", side="csms") == 1
+
+
+async def test_a_silent_csms_heartbeat_is_answered_by_the_gateway(
+    make_gateway: Callable[..., Awaitable[Gateway]],
+    chargers: Callable[..., ChargerSim],
+    csms: CsmsSim,
+) -> None:
+    """Buffer mode: a Heartbeat the CSMS does not answer in time gets the gateway's time."""
+    gateway = await make_gateway(response_timeout=0.5)
+    charger = chargers(charger_url_of(gateway), "CP-1")
+    await charger.connect()
+    await charger.boot()
     never: asyncio.Future[JsonObject] = asyncio.get_running_loop().create_future()
     csms.handlers["Heartbeat"] = lambda _station, _payload: never
-    with pytest.raises(CallErrorReceived) as timed_out:
-        await charger.heartbeat()
-    assert timed_out.value.code == "InternalError"
-    assert metric(gateway, "ocpp_gateway_call_timeouts_total", side="csms", action="Heartbeat") == 1
-
-    (unanswered,) = csms.received("Heartbeat", station_id="CP-1")
-    await csms.send_raw(
-        "CP-1", encode_call_result(unanswered.message_id, {"currentTime": utc_now()})
-    )
-    csms.handlers["Heartbeat"] = answer_heartbeat
-    # The late answer precedes the next heartbeat's answer on the same upstream socket.
     assert "currentTime" in await charger.heartbeat()
-    assert metric(gateway, "ocpp_gateway_unmatched_responses_total", side="csms") == 1
+    answered = metric(
+        gateway, "ocpp_gateway_offline_answers_total", action="Heartbeat", authorization="none"
+    )
+    assert answered == 1
 
 
 # --------------------------------------------------------------------------- charger answers

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
@@ -152,8 +153,9 @@ async def test_a_csms_refusing_connections_gets_the_charger_an_internal_error_un
     chargers: Callable[..., ChargerSim],
     csms: CsmsSim,
 ) -> None:
-    """After upstream_wait without a connection the CALL fails InternalError; once the CSMS
-    accepts again the backoff reconnects and the next heartbeat goes through."""
+    """After upstream_wait without a connection a forwarded CALL fails InternalError, while
+    a Heartbeat is answered by the gateway (buffer mode); once the CSMS accepts again the
+    backoff reconnects and the next messages go through."""
     gateway = await make_gateway(upstream_wait=0.3)
     charger = chargers(charger_url_of(gateway), "CP-1")
     await charger.connect()
@@ -161,14 +163,15 @@ async def test_a_csms_refusing_connections_gets_the_charger_an_internal_error_un
     csms.refuse_connections = True
     await csms.drop("CP-1")
     with pytest.raises(CallErrorReceived) as unavailable:
-        await charger.heartbeat()
+        await charger.data_transfer("com.example")
     assert unavailable.value.code == "InternalError"
-    assert csms.received("Heartbeat") == []
+    assert "currentTime" in await charger.heartbeat()
+    assert csms.received("Heartbeat") == [] and csms.received("DataTransfer") == []
 
     csms.refuse_connections = False
     await csms.wait_connected("CP-1", count=2)
-    assert await charger.heartbeat()
-    await csms.wait_for("Heartbeat", station_id="CP-1")
+    assert await charger.data_transfer("com.example")
+    await csms.wait_for("DataTransfer", station_id="CP-1")
     assert charger.connected
     assert metric(gateway, "ocpp_gateway_upstream_reconnects_total", outcome="connected") == 1
 
@@ -195,16 +198,20 @@ async def test_a_graceful_stop_closes_chargers_with_going_away(
 async def test_a_csms_disconnect_fails_the_pending_call_without_waiting_for_the_timeout(
     booted: ChargerSim, csms: CsmsSim, gateway: Gateway
 ) -> None:
-    """The answer can no longer come: the charger gets InternalError, no timeout is counted."""
+    """The answer can no longer come: the charger gets InternalError at once, no timeout is
+    counted (DataTransfer: a Heartbeat would be answered by the gateway itself)."""
     never: asyncio.Future[JsonObject] = asyncio.get_running_loop().create_future()
-    csms.handlers["Heartbeat"] = lambda _station, _payload: never
-    heartbeat = asyncio.create_task(booted.heartbeat())
-    await csms.wait_for("Heartbeat", station_id="CP-1")
+    csms.handlers["DataTransfer"] = lambda _station, _payload: never
+    transfer = asyncio.create_task(booted.data_transfer("com.example"))
+    await csms.wait_for("DataTransfer", station_id="CP-1")
     await csms.drop("CP-1")
     with pytest.raises(CallErrorReceived) as lost:
-        await heartbeat
+        await transfer
     assert lost.value.code == "InternalError"
-    assert metric(gateway, "ocpp_gateway_call_timeouts_total", side="csms", action="Heartbeat") == 0
+    timeouts = metric(
+        gateway, "ocpp_gateway_call_timeouts_total", side="csms", action="DataTransfer"
+    )
+    assert timeouts == 0
     assert booted.connected
 
 
@@ -261,6 +268,9 @@ class GatedStore:
         self.writing.set()
         await self.gate.wait()
         await self._inner.put_station(record)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)  # the rest of the Store protocol, ungated
 
 
 async def test_the_boot_answer_leaves_the_gateway_only_after_the_registration_is_stored(

@@ -13,6 +13,7 @@ from ocpp.v201.enums import IdTokenEnumType
 from gateway.mappings import (
     ERROR_CODES_FILE,
     ID_TOKENS_FILE,
+    METER_QUIRKS_FILE,
     MappingError,
     default_mappings_dir,
     load_tables,
@@ -20,9 +21,11 @@ from gateway.mappings import (
 from gateway.translate.tables import (
     IdTokenRule,
     IdTokenRules,
+    MeterQuirks,
     Tier,
     TranslationTables,
     VendorIdTokenRules,
+    VendorMeterQuirks,
 )
 
 ERROR_CODES = sorted(code.value for code in ChargePointErrorCode if code.value != "NoError")
@@ -32,7 +35,7 @@ TOKEN_TYPES = {t.value for t in IdTokenEnumType}
 @pytest.fixture
 def mappings(tmp_path: Path) -> Path:
     """A writable copy of the shipped mapping files, for breaking one of them."""
-    for name in (ERROR_CODES_FILE, ID_TOKENS_FILE):
+    for name in (ERROR_CODES_FILE, ID_TOKENS_FILE, METER_QUIRKS_FILE):
         shutil.copy(default_mappings_dir() / name, tmp_path / name)
     return tmp_path
 
@@ -68,6 +71,10 @@ def test_shipped_tables_load() -> None:
     assert tables.id_tokens.default == "Local"
     assert [rule.token_type for rule in tables.id_tokens.rules] == ["ISO14443", "ISO15693", "eMAID"]
     assert tables.vendor_id_tokens == ()
+    assert tables.meter_quirks == MeterQuirks(
+        numeric_values=True, unit_spelling=True, energy_kwh_as_wh=False
+    )
+    assert tables.vendor_meter_quirks == ()
 
 
 def test_shipped_error_table_has_exactly_the_1_6_error_codes_but_no_error() -> None:
@@ -175,11 +182,12 @@ def test_invalid_toml_in_error_codes_names_the_file_and_line(mappings: Path) -> 
     assert "line 2" in message
 
 
-def test_missing_file_is_named(mappings: Path) -> None:
+@pytest.mark.parametrize("name", [ERROR_CODES_FILE, ID_TOKENS_FILE, METER_QUIRKS_FILE])
+def test_missing_file_is_named(mappings: Path, name: str) -> None:
     """A mapping file that does not exist is reported by path."""
-    (mappings / ID_TOKENS_FILE).unlink()
+    (mappings / name).unlink()
     message = _load_error(mappings)
-    assert ID_TOKENS_FILE in message
+    assert name in message
     assert "not found" in message
 
 
@@ -351,3 +359,161 @@ def test_shipped_rules_infer_the_token_type_from_the_whole_tag(
     inferred = load_tables().id_tokens.infer(id_tag)
     assert inferred == token_type
     assert inferred in TOKEN_TYPES
+
+
+# --- meter_quirks.toml --------------------------------------------------------------
+
+
+def _write_meter_quirks(directory: Path, text: str) -> None:
+    (directory / METER_QUIRKS_FILE).write_text(text)
+
+
+def test_unknown_key_in_meter_quirks_default_names_file_and_key(mappings: Path) -> None:
+    """A misspelled flag is an error, not a silently ignored line."""
+    _write_meter_quirks(mappings, "[default]\nnumeric_value = true\n")
+    message = _load_error(mappings)
+    assert METER_QUIRKS_FILE in message
+    assert "default.numeric_value" in message
+
+
+def test_unknown_key_in_a_meter_quirks_vendor_entry_names_the_entry(mappings: Path) -> None:
+    """An unknown key in the second [[vendor]] entry is reported with its index."""
+    _write_meter_quirks(
+        mappings,
+        '[[vendor]]\nvendor = "ACME"\nenergy_kwh_as_wh = true\n\n'
+        '[[vendor]]\nvendor = "Other"\nkwh_as_wh = true\n',
+    )
+    message = _load_error(mappings)
+    assert METER_QUIRKS_FILE in message
+    assert "vendor.1.kwh_as_wh" in message
+
+
+@pytest.mark.parametrize("value", ['"yes"', "1", '"true"'])
+def test_meter_quirk_flag_of_the_wrong_type_names_the_entry_and_flag(
+    mappings: Path, value: str
+) -> None:
+    """Flags are TOML booleans; "yes", 1 or "true" are refused, not coerced."""
+    _write_meter_quirks(mappings, f'[[vendor]]\nvendor = "ACME"\nunit_spelling = {value}\n')
+    message = _load_error(mappings)
+    assert METER_QUIRKS_FILE in message
+    assert "vendor.0.unit_spelling" in message
+
+
+def test_meter_quirks_vendor_entry_needs_a_vendor(mappings: Path) -> None:
+    """An entry without a vendor would match no station: refused."""
+    _write_meter_quirks(mappings, '[[vendor]]\nmodel = "Wallbox 22"\nnumeric_values = false\n')
+    message = _load_error(mappings)
+    assert METER_QUIRKS_FILE in message
+    assert "vendor.0.vendor" in message
+
+
+def test_duplicate_meter_quirks_entries_are_refused(mappings: Path) -> None:
+    """Two entries for the same vendor and model (ignoring case) would be ambiguous."""
+    _write_meter_quirks(
+        mappings,
+        '[[vendor]]\nvendor = "ACME"\nmodel = "Wallbox 22"\n\n'
+        '[[vendor]]\nvendor = "ACME"\n\n'
+        '[[vendor]]\nvendor = "acme"\nmodel = "WALLBOX 22"\n',
+    )
+    message = _load_error(mappings)
+    assert METER_QUIRKS_FILE in message
+    assert "vendor.2" in message
+    assert "vendor.0" in message
+
+
+def test_invalid_toml_in_meter_quirks_names_the_file(mappings: Path) -> None:
+    """A TOML syntax error in meter_quirks.toml is reported with that file."""
+    _write_meter_quirks(mappings, "[default\n")
+    message = _load_error(mappings)
+    assert METER_QUIRKS_FILE in message
+    assert "invalid TOML" in message
+
+
+def test_vendor_meter_quirks_load_and_inherit_unlisted_flags_from_default(
+    mappings: Path,
+) -> None:
+    """A vendor entry changes only the flags it lists; the others come from [default]."""
+    _write_meter_quirks(
+        mappings,
+        "[default]\nnumeric_values = false\n\n"
+        '[[vendor]]\nvendor = "ACME"\nmodel = "Wallbox 22"\nenergy_kwh_as_wh = true\n\n'
+        '[[vendor]]\nvendor = "ACME"\nunit_spelling = false\n',
+    )
+    tables = load_tables(mappings)
+    assert tables.meter_quirks == MeterQuirks(
+        numeric_values=False, unit_spelling=True, energy_kwh_as_wh=False
+    )
+    assert tables.vendor_meter_quirks == (
+        VendorMeterQuirks("ACME", "Wallbox 22", MeterQuirks(False, True, True)),
+        VendorMeterQuirks("ACME", None, MeterQuirks(False, False, False)),
+    )
+    assert tables.meter_quirks_for("acme", "wallbox 22") == MeterQuirks(False, True, True)
+    assert tables.meter_quirks_for("ACME", "Mini") == MeterQuirks(False, False, False)
+    assert tables.meter_quirks_for("Other", "Wallbox 22") == tables.meter_quirks
+
+
+def test_empty_meter_quirks_file_means_the_built_in_defaults(mappings: Path) -> None:
+    """Flags left out of [default] (or no [default] at all) take the documented values."""
+    _write_meter_quirks(mappings, "")
+    tables = load_tables(mappings)
+    assert tables.meter_quirks == MeterQuirks(
+        numeric_values=True, unit_spelling=True, energy_kwh_as_wh=False
+    )
+
+
+DEFAULT_QUIRKS = MeterQuirks()
+VENDOR_QUIRKS = MeterQuirks(numeric_values=False)
+MODEL_QUIRKS = MeterQuirks(energy_kwh_as_wh=True)
+OTHER_MODEL_QUIRKS = MeterQuirks(unit_spelling=False)
+
+
+@pytest.fixture(params=["model first", "vendor first"])
+def quirk_tables(request: pytest.FixtureRequest) -> TranslationTables:
+    """Tables with vendor-wide and vendor+model meter quirks, listed in either order."""
+    entries = [
+        VendorMeterQuirks("ACME", "Wallbox 22", MODEL_QUIRKS),
+        VendorMeterQuirks("ACME", "Pillar", OTHER_MODEL_QUIRKS),
+        VendorMeterQuirks("ACME", None, VENDOR_QUIRKS),
+    ]
+    if request.param == "vendor first":
+        entries.reverse()
+    return TranslationTables(
+        error_events={},
+        id_tokens=DEFAULT_RULES,
+        meter_quirks=DEFAULT_QUIRKS,
+        vendor_meter_quirks=tuple(entries),
+    )
+
+
+def test_meter_quirks_vendor_and_model_entry_wins(quirk_tables: TranslationTables) -> None:
+    """A station matching vendor and model gets that entry, whatever the order."""
+    assert quirk_tables.meter_quirks_for("ACME", "Wallbox 22") is MODEL_QUIRKS
+    assert quirk_tables.meter_quirks_for("ACME", "Pillar") is OTHER_MODEL_QUIRKS
+
+
+def test_meter_quirks_vendor_entry_applies_to_other_models(
+    quirk_tables: TranslationTables,
+) -> None:
+    """Another model of that vendor, or an unknown model, gets the vendor-wide entry."""
+    assert quirk_tables.meter_quirks_for("ACME", "Mini") is VENDOR_QUIRKS
+    assert quirk_tables.meter_quirks_for("ACME", None) is VENDOR_QUIRKS
+
+
+def test_meter_quirks_match_ignores_case(quirk_tables: TranslationTables) -> None:
+    """1.6 chargePointVendor/Model are CiString: case-insensitive."""
+    assert quirk_tables.meter_quirks_for("acme", "WALLBOX 22") is MODEL_QUIRKS
+    assert quirk_tables.meter_quirks_for("Acme", "mini") is VENDOR_QUIRKS
+
+
+def test_other_vendors_get_the_default_meter_quirks(quirk_tables: TranslationTables) -> None:
+    """A different vendor, or none known yet (before BootNotification), gets [default]."""
+    assert quirk_tables.meter_quirks_for("Other", "Wallbox 22") is DEFAULT_QUIRKS
+    assert quirk_tables.meter_quirks_for(None, None) is DEFAULT_QUIRKS
+
+
+def test_meter_quirks_default_to_the_built_in_values_when_not_given() -> None:
+    """TranslationTables built without meter quirks (older callers) get the defaults."""
+    tables = TranslationTables(error_events={}, id_tokens=DEFAULT_RULES)
+    assert tables.meter_quirks_for("ACME", "Wallbox 22") == MeterQuirks(
+        numeric_values=True, unit_spelling=True, energy_kwh_as_wh=False
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from gateway.errors import ErrorCode, InvalidPayload
@@ -189,3 +191,14 @@ def test_every_known_action_has_request_and_response_schemas(version: Version) -
                 validate(version, action, kind, {})
             except InvalidPayload as exc:
                 assert exc.code is ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION, (action, kind)
+
+
+def test_validation_never_writes_schema_defaults_into_the_payload() -> None:
+    """fastjsonschema fills defaults unless told not to; a validated payload is unchanged."""
+    payload = {
+        "connectorId": 1,
+        "meterValue": [{"timestamp": "2024-05-01T11:59:58Z", "sampledValue": [{"value": "1"}]}],
+    }
+    before = copy.deepcopy(payload)
+    validate(Version.V16, "MeterValues", Kind.REQUEST, payload)
+    assert payload == before

@@ -34,7 +34,6 @@ from gateway.translate.types import (
     ConnectorErrorChanged,
     Context,
     Direction,
-    HoldStatus,
     OutboundCall,
     Outcome,
     RegistrationChanged,
@@ -330,13 +329,6 @@ def test_heartbeat_before_acceptance_is_answered_from_the_pinned_clock(
     outcome = core.heartbeat_local({}, make_context())
     assert outcome == Outcome(reply={"currentTime": NOW})
     validate(Version.V16, "Heartbeat", Kind.RESPONSE, outcome.reply or {})
-
-
-def test_status_notification_before_acceptance_is_held(make_context: MakeContext) -> None:
-    """Before registration a status is answered {} and kept to be sent once accepted."""
-    payload = {"connectorId": 1, "errorCode": "NoError", "status": "Charging", "timestamp": TS}
-    outcome = core.status_notification_hold(payload, make_context())
-    assert outcome == Outcome(reply={}, effects=(HoldStatus(payload),))
 
 
 # --- Authorize tables ---------------------------------------------------------------

@@ -6,7 +6,7 @@ import pytest
 
 from gateway.ocppj import Payload, Version
 from gateway.schemas import Kind, known_actions, validate
-from gateway.translate.dispatch import ROUTES
+from gateway.translate.dispatch import ROUTES, SESSION_ROUTES
 from gateway.translate.types import Direction
 
 from .conftest import MakeContext
@@ -19,7 +19,9 @@ VERSIONS = {
 
 #: 1.6 CALLs a charger may send before the CSMS accepted its BootNotification: the boot
 #: itself (B01.FR.08), and the two the gateway can answer or hold without the CSMS.
-ALLOWED_BEFORE_ACCEPTED = {"BootNotification", "Heartbeat", "StatusNotification"}
+# StatusNotification, Start/StopTransaction and MeterValues are handled by the
+# transaction desk (SESSION_ROUTES): answered, and held in the outbox until accepted.
+ALLOWED_BEFORE_ACCEPTED = {"BootNotification", "Heartbeat"}
 
 #: A valid 1.6 request for each action that has a before_accepted converter.
 SAMPLES: dict[str, Payload] = {
@@ -60,7 +62,7 @@ def test_route_converters_follow_the_req_conf_naming(key: tuple[Direction, str])
     assert route.result.__name__.endswith("_conf")
 
 
-def test_only_boot_heartbeat_and_status_have_a_before_accepted_converter() -> None:
+def test_only_boot_and_heartbeat_have_a_before_accepted_converter() -> None:
     """Every other charger CALL must be refused until registration (B01.FR.08, B02.FR.09)."""
     early = {
         action
@@ -97,3 +99,18 @@ def test_before_accepted_converters_forward_nothing_but_the_boot(
         assert outcome.forward is None
         assert outcome.reply is not None
         validate(Version.V16, action, Kind.RESPONSE, outcome.reply)
+
+
+def test_session_routes_take_only_actions_of_the_sender_and_name_known_targets() -> None:
+    """Desk rows are real actions of the sending version; their forwarded target too."""
+    for (direction, action), route in SESSION_ROUTES.items():
+        sender, receiver = VERSIONS[direction]
+        assert action in known_actions(sender)
+        for target in route.target.split(" / "):
+            assert target == "answered by the gateway" or target in known_actions(receiver)
+
+
+def test_status_notification_is_the_only_action_in_both_tables() -> None:
+    """The desk is checked first; StatusNotification keeps its pure converter row for the
+    desk to use (and its golden cases). No other action may be claimed twice."""
+    assert set(SESSION_ROUTES) & set(ROUTES) == {(Direction.CHARGER_TO_CSMS, "StatusNotification")}

@@ -1,0 +1,275 @@
+"""Delivers one station's durable outbox to the CSMS: in order, one at a time, until answered.
+
+Layer: session (asyncio only).
+
+Every CSMS-bound message the CSMS must see (transaction events, meter values, statuses)
+is committed to the store together with the state change that produced it, *before*
+the charger is answered (DESIGN.md "Nothing is lost"). The courier then sends the oldest
+undelivered message, waits for the CSMS's answer and only then removes it, so a crash at
+any point leaves the message in the store to be sent again after the restart: delivery is
+at least once, and a re-sent TransactionEvent carries the same seqNo and meaning.
+
+Messages that waited while the CSMS was unreachable (including across a gateway restart)
+are flagged offline, and TransactionEvents go up with ``offline: true`` (2.0.1 E11.FR.07:
+"every message that is still in the queue SHALL be set Offline").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections import deque
+from collections.abc import Callable
+
+from gateway.errors import CallTimeout, GatewayError, PeerUnavailable, RemoteCallError
+from gateway.metrics import GatewayMetrics, action_label
+from gateway.ocppj import Payload
+from gateway.session.calls import OutgoingCalls
+from gateway.session.links import CsmsLink
+from gateway.state import Change, OutboxMessage, StateError, Store
+
+log = logging.getLogger(__name__)
+
+# 2.0.1 E13: after MessageAttempts CALLERROR answers the station discards the message.
+# Timeouts and lost connections are not attempts: the message waits for the CSMS.
+MESSAGE_ATTEMPTS = 3
+RETRY_INTERVAL = 5.0  # seconds between attempts (OCPPCommCtrlr.MessageAttemptInterval)
+
+DeliveredHook = Callable[[OutboxMessage, Payload], Change]
+"""Called with each message the CSMS answered and its answer; returns the state change
+to commit together with the message's removal (e.g. an authorization cache entry)."""
+
+
+class OutboxCourier:
+    def __init__(
+        self,
+        *,
+        station_id: str,
+        store: Store,
+        calls: OutgoingCalls,
+        csms: CsmsLink,
+        metrics: GatewayMetrics,
+        can_send: Callable[[], bool],
+        on_delivered: DeliveredHook,
+        retry_interval: float = RETRY_INTERVAL,
+    ) -> None:
+        self._station_id = station_id
+        self._store = store
+        self._calls = calls
+        self._csms = csms
+        self._metrics = metrics
+        self._can_send = can_send
+        self._on_delivered = on_delivered
+        self._retry_interval = retry_interval
+        self._queue: deque[OutboxMessage] = deque()
+        self._answers: dict[int, asyncio.Future[Payload | None]] = {}
+        self._wake = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._background: set[asyncio.Task[None]] = set()
+        # Until the CSMS connection is first lost (or never comes), a message may wait
+        # for it: a charger connecting speaks at once, while the upstream link is opening.
+        self._lost = False
+
+    # --- queue ----------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Take over what an earlier connection or process left undelivered."""
+        pending = await self._store.pending_outbox(self._station_id)
+        if not pending:
+            return
+        # The station's upstream connection ended with them still queued: offline.
+        await self._store.mark_offline(self._station_id)
+        self._queue.extend(dataclasses.replace(message, offline=True) for message in pending)
+        self._metrics.outbox_pending.inc(len(pending))
+        self._drained.clear()
+        log.info("%d undelivered message(s) from before: replaying them first", len(pending))
+        self._wake.set()
+
+    async def commit(self, change: Change) -> tuple[OutboxMessage, ...]:
+        """Write ``change`` atomically; queue its outbox messages for delivery.
+
+        Messages appended while the CSMS is unreachable are flagged offline from the
+        start. Raises StateError when the store refuses: nothing is queued then.
+        """
+        offline = not self._csms.connected
+        if offline and change.append:
+            appended = tuple(dataclasses.replace(m, offline=True) for m in change.append)
+            change = dataclasses.replace(change, append=appended)
+        positions = await self._store.commit(self._station_id, change)
+        queued = tuple(
+            dataclasses.replace(message, position=position)
+            for message, position in zip(change.append, positions, strict=True)
+        )
+        if queued:
+            loop = asyncio.get_running_loop()
+            for message in queued:
+                self._answers[message.position] = loop.create_future()
+            self._queue.extend(queued)
+            self._metrics.outbox_pending.inc(len(queued))
+            self._drained.clear()
+            self._wake.set()
+        return queued
+
+    def answer(self, message: OutboxMessage) -> asyncio.Future[Payload | None]:
+        """The CSMS's answer to a queued message (None: discarded after CALLERRORs)."""
+        return self._answers[message.position]
+
+    def pending(self, transaction_id: str | None = None) -> int:
+        """Undelivered messages (of one transaction, when given)."""
+        if transaction_id is None:
+            return len(self._queue)
+        return sum(1 for message in self._queue if message.transaction_id == transaction_id)
+
+    def pending_transaction_messages(self) -> int:
+        """Undelivered messages that belong to a transaction (GetTransactionStatus, E14)."""
+        return sum(1 for message in self._queue if message.transaction_id is not None)
+
+    @property
+    def online(self) -> bool:
+        """Whether a message queued now can be delivered without waiting for the CSMS."""
+        return self._csms.connected and self._can_send()
+
+    async def reachable(self, within: float) -> bool:
+        """Whether the CSMS can answer now; while the link is still opening for the
+        first time, wait up to ``within`` seconds for it. After an outage, answer at once:
+        the charger should not wait for a CSMS that is known to be away."""
+        if self.online:
+            return True
+        if self._lost or not self._can_send():
+            return False
+        try:
+            await asyncio.wait_for(self._csms.wait_connected(), within)
+        except TimeoutError:
+            self._lost = True
+            return False
+        return self.online
+
+    async def wait_drained(self, within: float) -> bool:
+        """Wait (bounded) until everything queued was delivered, while deliverable."""
+        if not self._queue or not self.online:
+            return not self._queue
+        try:
+            await asyncio.wait_for(self._drained.wait(), within)
+        except TimeoutError:
+            return False
+        return True
+
+    def wake(self) -> None:
+        """Something the courier waits for changed (registration, connection)."""
+        self._wake.set()
+
+    def went_offline(self) -> None:
+        """The CSMS connection dropped: everything still queued is now offline."""
+        self._lost = True
+        if not self._queue:
+            return
+        self._queue = deque(dataclasses.replace(m, offline=True) for m in self._queue)
+        task = asyncio.create_task(self._mark_offline())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _mark_offline(self) -> None:
+        try:
+            await self._store.mark_offline(self._station_id)
+        except StateError:
+            log.exception("cannot flag the outbox offline")
+
+    # --- delivery -------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Deliver forever; the session cancels this task when the charger leaves."""
+        attempts = 0
+        while True:
+            self._wake.clear()
+            if not (self._queue and self._can_send()):
+                await self._wake.wait()
+                continue
+            if not self._csms.connected:
+                await self._csms.wait_connected()
+                continue
+            message = self._queue[0]
+            try:
+                result = await self._calls.call(message.action, _as_sent(message))
+            except PeerUnavailable:
+                continue  # went_offline() flagged the queue; wait for the next connection
+            except CallTimeout:
+                await self._pause()  # the CSMS is slow or lost it: same message again
+                continue
+            except RemoteCallError as exc:
+                attempts += 1
+                if attempts < MESSAGE_ATTEMPTS:
+                    log.warning(
+                        "the CSMS refused %s (%s), attempt %d of %d",
+                        message.action,
+                        exc.code,
+                        attempts,
+                        MESSAGE_ATTEMPTS,
+                    )
+                    await self._pause()
+                    continue
+                log.error(
+                    "the CSMS refused %s %d times (%s: %s); discarding it: %s",
+                    message.action,
+                    attempts,
+                    exc.code,
+                    exc.description,
+                    message.payload,
+                )
+                self._metrics.outbox_discarded.labels(action_label(message.action)).inc()
+                await self._finish(message, None, Change(delivered=(message.position,)))
+                attempts = 0
+                continue
+            except GatewayError as exc:  # Overloaded: the lock queue is full; try again
+                log.warning("cannot send %s yet: %s", message.action, exc.description)
+                await self._pause()
+                continue
+            attempts = 0
+            try:
+                change = self._on_delivered(message, result)
+            except Exception:  # a bad answer must not block the queue forever
+                log.exception("cannot process the CSMS's answer to %s", message.action)
+                change = Change()
+            change = dataclasses.replace(change, delivered=(*change.delivered, message.position))
+            self._metrics.outbox_delivered.labels(
+                action_label(message.action), str(message.offline).lower()
+            ).inc()
+            await self._finish(message, result, change)
+
+    async def _finish(self, message: OutboxMessage, result: Payload | None, change: Change) -> None:
+        while True:
+            try:
+                await self._store.commit(self._station_id, change)
+                break
+            except StateError:
+                # Not removed from the store means sent again later: never lost, at worst
+                # delivered twice (with the same seqNo, which a CSMS can recognise).
+                log.exception("cannot record the delivery of %s; retrying", message.action)
+                await self._pause()
+        self._queue.popleft()
+        self._metrics.outbox_pending.dec()
+        answer = self._answers.pop(message.position, None)
+        if answer is not None and not answer.done():
+            answer.set_result(result)
+        if not self._queue:
+            self._drained.set()
+
+    async def _pause(self) -> None:
+        await asyncio.sleep(self._retry_interval)
+
+    def close(self) -> None:
+        """The session ends: what is still queued stays in the store for the next one."""
+        self._metrics.outbox_pending.dec(len(self._queue))
+        self._queue.clear()
+        for answer in self._answers.values():
+            if not answer.done():
+                answer.set_result(None)
+        self._answers.clear()
+
+
+def _as_sent(message: OutboxMessage) -> Payload:
+    """The payload as it goes up: TransactionEvents that waited carry ``offline: true``."""
+    if message.offline and message.action == "TransactionEvent":
+        return {**message.payload, "offline": True}
+    return message.payload

@@ -1,0 +1,92 @@
+"""What the session knows about its station, kept in memory and written as one record.
+
+Layer: session. The bridge (registration, faults) and the transaction desk (statuses,
+remote starts, installed profiles) both change it; :meth:`StationState.record` is what
+goes into a :class:`~gateway.state.Change`, so a write always carries the latest view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gateway.ocppj import Payload
+from gateway.state import StationRecord
+from gateway.translate.types import StationView
+
+# A forwarded RequestStartTransaction the charger never acted on must not match a
+# much later StartTransaction; bound the list so a chatty CSMS cannot grow it.
+MAX_REMOTE_STARTS = 16
+
+
+@dataclass(slots=True)
+class StationState:
+    station_id: str
+    boot: Payload = field(default_factory=dict)  # {}: no boot on record
+    registration: str = ""  # the CSMS's last answer to the boot
+    connector_errors: dict[int, str] = field(default_factory=dict)
+    connector_statuses: dict[int, str] = field(default_factory=dict)
+    remote_starts: list[Payload] = field(default_factory=list)
+    charging_profiles: list[Payload] = field(default_factory=list)
+
+    @classmethod
+    def from_record(cls, record: StationRecord) -> StationState:
+        return cls(
+            station_id=record.station_id,
+            boot=dict(record.boot),
+            registration=record.registration,
+            connector_errors=dict(record.connector_errors),
+            connector_statuses=dict(record.connector_statuses),
+            remote_starts=list(record.remote_starts),
+            charging_profiles=list(record.charging_profiles),
+        )
+
+    @property
+    def registered(self) -> bool:
+        return self.registration == "Accepted"
+
+    def record(self) -> StationRecord:
+        return StationRecord(
+            station_id=self.station_id,
+            boot=self.boot,
+            registration=self.registration,
+            connector_errors=dict(self.connector_errors),
+            connector_statuses=dict(self.connector_statuses),
+            remote_starts=tuple(self.remote_starts),
+            charging_profiles=tuple(self.charging_profiles),
+        )
+
+    def view(self) -> StationView:
+        """What converters may know of the station: who made it, and its raised faults."""
+        return StationView(
+            vendor=self.boot.get("chargePointVendor"),
+            model=self.boot.get("chargePointModel"),
+            connector_errors=dict(self.connector_errors),
+        )
+
+    def set_connector_error(self, connector_id: int, error_code: str | None) -> None:
+        """The 1.6 errorCode in force on a connector (None: cleared by NoError)."""
+        if error_code is None:
+            self.connector_errors.pop(connector_id, None)
+        else:
+            self.connector_errors[connector_id] = error_code
+
+    def add_remote_start(self, remote_start: Payload) -> None:
+        self.remote_starts.append(remote_start)
+        del self.remote_starts[:-MAX_REMOTE_STARTS]
+
+    def take_remote_start(self, evse_id: int, id_tag: str) -> Payload | None:
+        """The oldest pending remote start for this EVSE (or any EVSE) and idTag, removed.
+        idTags compare case-insensitively (1.6 IdToken is a CiString)."""
+        for index, pending in enumerate(self.remote_starts):
+            wanted_evse = pending.get("evseId")
+            token = pending["idToken"]["idToken"]
+            if wanted_evse in (None, evse_id) and token.casefold() == id_tag.casefold():
+                return self.remote_starts.pop(index)
+        return None
+
+    def drop_remote_start(self, remote_start_id: int) -> None:
+        self.remote_starts = [
+            pending
+            for pending in self.remote_starts
+            if pending.get("remoteStartId") != remote_start_id
+        ]

@@ -1,0 +1,641 @@
+"""The Store contract, run against the memory store and a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.ocppj import Payload
+from gateway.state import (
+    Change,
+    OutboxMessage,
+    StateError,
+    StationRecord,
+    Store,
+    TransactionRecord,
+    open_store,
+)
+from gateway.state.memory import MemoryStore
+from gateway.state.rows import TRANSACTION_COLUMNS
+from gateway.state.sqlite import _MIGRATIONS, SqliteStore
+
+LATEST_SCHEMA = len(_MIGRATIONS)
+
+BOOT = {"chargePointVendor": "Acme", "chargePointModel": "Volt 22"}
+TOKEN = {"idToken": "04A1B2C3", "type": "ISO14443"}
+PROFILE = {
+    "evseId": 1,
+    "chargingProfile": {
+        "id": 7,
+        "stackLevel": 0,
+        "chargingProfilePurpose": "TxDefaultProfile",
+        "chargingProfileKind": "Absolute",
+        "chargingSchedule": [
+            {
+                "id": 1,
+                "chargingRateUnit": "A",
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16.0}],
+            }
+        ],
+    },
+}
+
+
+def transaction(
+    transaction_id: str = "tx-1", legacy_id: int = 1, station_id: str = "CP1", **changes: Any
+) -> TransactionRecord:
+    values: dict[str, Any] = {
+        "connector_id": 1,
+        "evse_id": 1,
+        "next_seq_no": 0,
+        "started_at": "2024-05-01T12:00:00Z",
+        "start_key": f"start-{transaction_id}",
+    } | changes
+    return TransactionRecord(station_id, transaction_id, legacy_id, **values)
+
+
+def station(station_id: str = "CP1", **changes: Any) -> StationRecord:
+    return StationRecord(station_id, BOOT, "Accepted", **changes)
+
+
+def message(action: str = "TransactionEvent", n: int = 0, **changes: Any) -> OutboxMessage:
+    return OutboxMessage(action, {"seqNo": n, "eventType": "Updated"}, **changes)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    opened: Store = (
+        MemoryStore() if request.param == "memory" else SqliteStore(str(tmp_path / "state.db"))
+    )
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> str:
+    return str(tmp_path / "state.db")
+
+
+async def reopened(path: str) -> SqliteStore:
+    store = SqliteStore(path)
+    await store.open()
+    return store
+
+
+# --- station records ----------------------------------------------------------------
+
+
+async def test_station_record_round_trips_every_field(store: Store) -> None:
+    """A stored station record comes back equal, int connector keys and tuples included."""
+    record = StationRecord(
+        "CP1",
+        BOOT,
+        "Pending",
+        connector_errors={1: "GroundFailure", 2: "OverVoltage"},
+        connector_statuses={0: "Available", 1: "Faulted", 2: "Charging"},
+        remote_starts=(
+            {"remoteStartId": 4, "evseId": 1, "idToken": TOKEN},
+            {"remoteStartId": 5, "idToken": TOKEN},
+        ),
+        charging_profiles=(PROFILE,),
+    )
+    await store.put_station(record)
+
+    loaded = await store.get_station("CP1")
+
+    assert loaded == record
+    assert loaded is not None
+    assert isinstance(loaded.remote_starts, tuple)
+    assert isinstance(loaded.charging_profiles, tuple)
+    assert all(isinstance(connector, int) for connector in loaded.connector_statuses)
+
+
+async def test_unknown_station_has_no_record(store: Store) -> None:
+    """get_station of a station never stored is None."""
+    assert await store.get_station("nobody") is None
+
+
+async def test_put_station_replaces_the_whole_record(store: Store) -> None:
+    """A second put replaces every field, including emptied ones."""
+    await store.put_station(
+        station(connector_statuses={1: "Charging"}, charging_profiles=(PROFILE,))
+    )
+    await store.put_station(station(connector_statuses={1: "Available"}))
+
+    assert await store.get_station("CP1") == station(connector_statuses={1: "Available"})
+
+
+async def test_callers_never_share_payloads_with_the_store(store: Store) -> None:
+    """Mutating what was stored or what was read back leaves the stored state as it was."""
+    boot: Payload = {"chargePointModel": "Volt 22", "extra": {"firmware": "1.0"}}
+    info: Payload = {"status": "Accepted"}
+    sent: Payload = {"seqNo": 0, "eventType": "Updated"}
+    token: Payload = dict(TOKEN)
+    await store.put_station(StationRecord("CP1", boot, "Accepted"))
+    change = Change(
+        transactions=(transaction(id_token=token),),
+        append=(OutboxMessage("TransactionEvent", sent),),
+        authorizations=(("tag", info),),
+    )
+    await store.commit("CP1", change)
+    boot["extra"]["firmware"] = "changed"
+    info["status"] = "changed"
+    sent["seqNo"] = 99
+    token["type"] = "changed"
+
+    loaded = await store.get_station("CP1")
+    assert loaded is not None
+    loaded.boot["chargePointModel"] = "changed"
+    (pending,) = await store.pending_outbox("CP1")
+    pending.payload["seqNo"] = 99
+    cached = await store.get_authorization("CP1", "tag")
+    assert cached is not None
+    cached["status"] = "changed"
+
+    assert await store.get_station("CP1") == StationRecord(
+        "CP1", {"chargePointModel": "Volt 22", "extra": {"firmware": "1.0"}}, "Accepted"
+    )
+    assert [m.payload for m in await store.pending_outbox("CP1")] == [message().payload]
+    assert await store.get_authorization("CP1", "tag") == {"status": "Accepted"}
+    assert await store.open_transactions("CP1") == [transaction(id_token=TOKEN)]
+
+
+# --- commit -------------------------------------------------------------------------
+
+
+async def test_commit_applies_every_part_of_a_change(store: Store) -> None:
+    """Station, transaction, outbox entries and authorization of one change all land."""
+    record = transaction(id_token=TOKEN, meter_start=1200, id_tag_info={"status": "Accepted"})
+    change = Change(
+        station=station(connector_statuses={1: "Charging"}),
+        transactions=(record,),
+        append=(message(n=0), message(n=1, transaction_id="tx-1")),
+        authorizations=(("04a1b2c3", {"status": "Accepted"}),),
+    )
+
+    positions = await store.commit("CP1", change)
+
+    assert len(positions) == 2
+    assert positions[0] < positions[1]
+    assert await store.get_station("CP1") == change.station
+    assert await store.find_transaction("CP1", transaction_id="tx-1") == record
+    assert await store.find_transaction("CP1", legacy_id=1) == record
+    assert await store.pending_outbox("CP1") == [
+        message(n=0, position=positions[0]),
+        message(n=1, transaction_id="tx-1", position=positions[1]),
+    ]
+    assert await store.get_authorization("CP1", "04A1B2C3") == {"status": "Accepted"}
+
+
+async def test_commit_upserts_a_transaction_by_its_transaction_id(store: Store) -> None:
+    """Committing a transaction again replaces it: ended, stop key and seqNo move on."""
+    await store.commit("CP1", Change(transactions=(transaction(next_seq_no=1),)))
+    ended = transaction(
+        next_seq_no=5,
+        ended=True,
+        ended_at=1000.0,
+        stop_key="stop",
+        stop_id_tag_info={"status": "Accepted"},
+        charging_state="Idle",
+        last_meter={"timestamp": "2024-05-01T13:00:00Z", "sampledValue": [{"value": 9.5}]},
+    )
+
+    await store.commit("CP1", Change(transactions=(ended,)))
+
+    assert await store.find_transaction("CP1", transaction_id="tx-1") == ended
+    assert await store.open_transactions("CP1") == []
+
+
+async def test_an_empty_change_commits_nothing(store: Store) -> None:
+    """An empty Change returns no positions and creates no station."""
+    assert await store.commit("CP1", Change()) == ()
+    assert await store.get_station("CP1") is None
+
+
+async def test_commit_refuses_records_of_another_station(store: Store) -> None:
+    """A Change holding another station's records is a caller bug: ValueError, nothing kept."""
+    with pytest.raises(ValueError, match="CP2"):
+        await store.commit("CP1", Change(transactions=(transaction(station_id="CP2"),)))
+    with pytest.raises(ValueError, match="CP2"):
+        await store.commit("CP1", Change(station=station("CP2")))
+
+    assert await store.find_transaction("CP2", transaction_id="tx-1") is None
+    assert await store.get_station("CP2") is None
+
+
+async def test_a_change_that_fails_half_way_leaves_nothing(store: Store) -> None:
+    """A legacy id collision fails the commit: its station, transactions and outbox never show."""
+    before = station(connector_statuses={1: "Available"})
+    held = transaction("tx-1", legacy_id=1)
+    (first,) = await store.commit(
+        "CP1", Change(station=before, transactions=(held,), append=(message(n=0),))
+    )
+    failing = Change(
+        station=station(connector_statuses={1: "Charging"}),
+        transactions=(transaction("tx-2", legacy_id=2), transaction("tx-3", legacy_id=1)),
+        append=(message(n=1),),
+        delivered=(first,),
+        authorizations=(("tag", {"status": "Accepted"}),),
+    )
+
+    with pytest.raises(StateError):
+        await store.commit("CP1", failing)
+
+    assert await store.get_station("CP1") == before
+    assert await store.open_transactions("CP1") == [held]
+    assert await store.find_transaction("CP1", transaction_id="tx-2") is None
+    assert await store.pending_outbox("CP1") == [message(n=0, position=first)]
+    assert await store.get_authorization("CP1", "tag") is None
+    # The store is still usable: the failed transaction was rolled back, not left open.
+    (later,) = await store.commit("CP1", Change(append=(message(n=2),)))
+    assert later > first
+
+
+async def test_an_unstorable_payload_fails_the_whole_change(store: Store) -> None:
+    """A payload JSON cannot hold raises StateError and nothing of its change is kept."""
+    change = Change(
+        station=station(),
+        transactions=(transaction(),),
+        append=(message(), OutboxMessage("DataTransfer", {"data": object()})),
+    )
+
+    with pytest.raises(StateError):
+        await store.commit("CP1", change)
+
+    assert await store.get_station("CP1") is None
+    assert await store.open_transactions("CP1") == []
+    assert await store.pending_outbox("CP1") == []
+
+
+# --- outbox -------------------------------------------------------------------------
+
+
+async def test_outbox_keeps_append_order_across_commits(store: Store) -> None:
+    """Messages come back in the order appended, positions strictly increasing."""
+    positions = [
+        *await store.commit("CP1", Change(append=(message(n=0), message(n=1)))),
+        *await store.commit("CP1", Change(append=(message("StatusNotification", 2),))),
+        *await store.commit("CP1", Change(append=(message(n=3),))),
+    ]
+
+    pending = await store.pending_outbox("CP1")
+
+    assert [m.payload["seqNo"] for m in pending] == [0, 1, 2, 3]
+    assert [m.position for m in pending] == positions == sorted(set(positions))
+
+
+async def test_positions_are_never_reused_after_delivery(store: Store) -> None:
+    """Once every message is delivered, new messages still get fresh, higher positions."""
+    old = await store.commit("CP1", Change(append=(message(n=0), message(n=1))))
+    await store.commit("CP1", Change(delivered=old))
+    assert await store.pending_outbox("CP1") == []
+
+    new = await store.commit("CP1", Change(append=(message(n=2),)))
+
+    assert min(new) > max(old)
+
+
+async def test_positions_are_never_reused_after_reopen(path: str) -> None:
+    """Delivering the highest position and reopening the file does not give it out again."""
+    store = await reopened(path)
+    old = await store.commit("CP1", Change(append=(message(n=0), message(n=1), message(n=2))))
+    await store.commit("CP1", Change(delivered=old[1:]))
+    await store.close()
+
+    store = await reopened(path)
+    try:
+        (new,) = await store.commit("CP1", Change(append=(message(n=3),)))
+        assert new > max(old)
+        assert [m.position for m in await store.pending_outbox("CP1")] == [old[0], new]
+    finally:
+        await store.close()
+
+
+async def test_delivered_removes_only_that_stations_positions(store: Store) -> None:
+    """A station acknowledging another station's position leaves that message pending."""
+    (mine,) = await store.commit("CP1", Change(append=(message(n=0),)))
+    (theirs,) = await store.commit("CP2", Change(append=(message(n=0),)))
+
+    await store.commit("CP1", Change(delivered=(mine, theirs)))
+
+    assert await store.pending_outbox("CP1") == []
+    assert await store.pending_outbox("CP2") == [message(n=0, position=theirs)]
+
+
+async def test_mark_offline_flags_only_that_stations_messages(store: Store) -> None:
+    """mark_offline sets offline on every pending message of one station, no other."""
+    await store.commit("CP1", Change(append=(message(n=0), message(n=1))))
+    await store.commit("CP2", Change(append=(message(n=0),)))
+
+    await store.mark_offline("CP1")
+
+    assert [m.offline for m in await store.pending_outbox("CP1")] == [True, True]
+    assert [m.offline for m in await store.pending_outbox("CP2")] == [False]
+    (later,) = await store.commit("CP1", Change(append=(message(n=2),)))
+    assert (await store.pending_outbox("CP1"))[-1] == message(n=2, position=later)
+
+
+async def test_an_offline_flag_given_on_append_is_kept(store: Store) -> None:
+    """A message appended while the CSMS is down can be stored offline already."""
+    await store.commit("CP1", Change(append=(message(offline=True),)))
+
+    assert [m.offline for m in await store.pending_outbox("CP1")] == [True]
+
+
+# --- transactions -------------------------------------------------------------------
+
+
+async def test_open_transactions_are_the_unended_ones_by_legacy_id(store: Store) -> None:
+    """Ended transactions are left out; the rest come oldest (lowest legacy id) first."""
+    records = (
+        transaction("tx-c", 3),
+        transaction("tx-a", 1),
+        transaction("tx-b", 2, ended=True, ended_at=10.0),
+        transaction("tx-d", 4, station_id="CP2"),
+    )
+    await store.commit("CP1", Change(transactions=records[:3]))
+    await store.commit("CP2", Change(transactions=records[3:]))
+
+    assert await store.open_transactions("CP1") == [records[1], records[0]]
+    assert await store.open_transactions("CP2") == [records[3]]
+
+
+async def test_find_transaction_sees_ended_ones_and_only_that_station(store: Store) -> None:
+    """Lookup by either id finds open and ended transactions, never another station's."""
+    ended = transaction("tx-1", 1, ended=True, ended_at=5.0)
+    await store.commit("CP1", Change(transactions=(ended,)))
+
+    assert await store.find_transaction("CP1", legacy_id=1) == ended
+    assert await store.find_transaction("CP1", transaction_id="tx-1") == ended
+    assert await store.find_transaction("CP2", legacy_id=1) is None
+    assert await store.find_transaction("CP2", transaction_id="tx-1") is None
+    assert await store.find_transaction("CP1", legacy_id=2) is None
+
+
+@pytest.mark.parametrize(
+    "ids", [{}, {"legacy_id": 1, "transaction_id": "tx-1"}], ids=["neither", "both"]
+)
+async def test_find_transaction_needs_exactly_one_id(store: Store, ids: dict[str, Any]) -> None:
+    """Giving neither or both ids is a caller bug."""
+    with pytest.raises(ValueError, match="exactly one"):
+        await store.find_transaction("CP1", **ids)
+
+
+async def test_the_same_ids_may_be_used_by_two_stations(store: Store) -> None:
+    """Transaction and legacy ids are per station: two stations may both have tx-1 / 1."""
+    await store.commit("CP1", Change(transactions=(transaction(station_id="CP1"),)))
+    await store.commit("CP2", Change(transactions=(transaction(station_id="CP2"),)))
+
+    assert [r.station_id for r in await store.open_transactions("CP1")] == ["CP1"]
+    assert [r.station_id for r in await store.open_transactions("CP2")] == ["CP2"]
+
+
+async def test_prune_forgets_only_transactions_ended_before(store: Store) -> None:
+    """Ended before the cut: gone. Ended after, or still open: kept."""
+    old = transaction("tx-old", 1, ended=True, ended_at=100.0)
+    recent = transaction("tx-new", 2, ended=True, ended_at=300.0)
+    running = transaction("tx-open", 3, ended_at=50.0)  # open, whatever ended_at says
+    elsewhere = transaction("tx-old", 1, station_id="CP2", ended=True, ended_at=50.0)
+    await store.commit("CP1", Change(transactions=(old, recent, running)))
+    await store.commit("CP2", Change(transactions=(elsewhere,)))
+
+    assert await store.prune(200.0) == 2
+
+    assert await store.find_transaction("CP1", transaction_id="tx-old") is None
+    assert await store.find_transaction("CP2", transaction_id="tx-old") is None
+    assert await store.find_transaction("CP1", transaction_id="tx-new") == recent
+    assert await store.open_transactions("CP1") == [running]
+    assert await store.prune(200.0) == 0
+
+
+# --- legacy ids ---------------------------------------------------------------------
+
+
+async def test_legacy_ids_count_from_one_per_station(store: Store) -> None:
+    """Each station has its own counter: 1, 2, 3..."""
+    first = [await store.allocate_legacy_id("CP1") for _ in range(3)]
+    other = await store.allocate_legacy_id("CP2")
+
+    assert first == [1, 2, 3]
+    assert other == 1
+
+
+async def test_allocation_skips_ids_held_by_stored_transactions(store: Store) -> None:
+    """An id already used by a transaction (an older layout, say) is never handed out."""
+    await store.commit("CP1", Change(transactions=(transaction(legacy_id=7),)))
+
+    assert await store.allocate_legacy_id("CP1") == 8
+    assert await store.allocate_legacy_id("CP2") == 1
+
+
+async def test_concurrent_allocations_are_distinct(store: Store) -> None:
+    """Allocations racing on the event loop never return the same id."""
+    ids = await asyncio.gather(*(store.allocate_legacy_id("CP1") for _ in range(50)))
+
+    assert sorted(ids) == list(range(1, 51))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    steps=st.lists(st.one_of(st.sampled_from(["CP1", "CP2", "cp1"]), st.none()), max_size=30),
+    backend=st.sampled_from(["memory", "sqlite"]),
+)
+def test_legacy_id_allocation_is_injective(steps: list[str | None], backend: str) -> None:
+    """Whatever the interleaving of stations and reopen points (None), no id repeats."""
+
+    async def scenario(directory: str) -> dict[str, list[int]]:
+        store: Store = MemoryStore() if backend == "memory" else SqliteStore(f"{directory}/s.db")
+        await store.open()
+        given_out: dict[str, list[int]] = {}
+        for step in steps:
+            if step is None:
+                await store.close()
+                if backend == "sqlite":
+                    store = SqliteStore(f"{directory}/s.db")
+                await store.open()
+            else:
+                given_out.setdefault(step, []).append(await store.allocate_legacy_id(step))
+        await store.close()
+        return given_out
+
+    with tempfile.TemporaryDirectory() as directory:
+        given_out = asyncio.run(scenario(directory))
+
+    for ids in given_out.values():
+        assert len(set(ids)) == len(ids)
+        assert ids == list(range(1, len(ids) + 1))
+
+
+# --- authorization cache ------------------------------------------------------------
+
+
+async def test_authorizations_are_cached_case_insensitively_per_station(store: Store) -> None:
+    """idTags that differ only in case are one token (1.6); a newer answer replaces the old."""
+    await store.commit("CP1", Change(authorizations=(("AbC1", {"status": "Accepted"}),)))
+    assert await store.get_authorization("CP1", "aBc1") == {"status": "Accepted"}
+
+    await store.commit("CP1", Change(authorizations=(("ABC1", {"status": "Blocked"}),)))
+
+    assert await store.get_authorization("CP1", "abc1") == {"status": "Blocked"}
+    assert await store.get_authorization("CP2", "abc1") is None
+    assert await store.get_authorization("CP1", "other") is None
+
+
+# --- SQLite file ----------------------------------------------------------------------
+
+
+async def test_ping_answers_while_open(store: Store) -> None:
+    """An open store answers ping."""
+    await store.ping()
+
+
+async def test_a_closed_sqlite_store_raises_state_error(path: str) -> None:
+    """Using a closed store is a StateError, not a crash of the executor."""
+    store = await reopened(path)
+    await store.close()
+
+    with pytest.raises(StateError):
+        await store.ping()
+
+
+async def test_everything_survives_close_and_reopen(path: str) -> None:
+    """Station, transactions, outbox (with offline flags), counter and cache are on disk."""
+    record = station(connector_statuses={1: "Charging"}, remote_starts=({"remoteStartId": 1},))
+    running = transaction(legacy_id=2, id_token=TOKEN)
+    store = await reopened(path)
+    assert await store.allocate_legacy_id("CP1") == 1
+    assert await store.allocate_legacy_id("CP1") == 2
+    positions = await store.commit(
+        "CP1",
+        Change(
+            station=record,
+            transactions=(running,),
+            append=(message(n=0), message(n=1)),
+            authorizations=(("Tag", {"status": "Accepted"}),),
+        ),
+    )
+    await store.mark_offline("CP1")
+    await store.close()
+
+    store = await reopened(path)
+    try:
+        assert await store.get_station("CP1") == record
+        assert await store.open_transactions("CP1") == [running]
+        assert await store.pending_outbox("CP1") == [
+            message(n=0, position=positions[0], offline=True),
+            message(n=1, position=positions[1], offline=True),
+        ]
+        assert await store.get_authorization("CP1", "TAG") == {"status": "Accepted"}
+        assert await store.allocate_legacy_id("CP1") == 3
+    finally:
+        await store.close()
+
+
+async def test_an_allocated_id_is_not_given_again_after_reopen(path: str) -> None:
+    """Allocation commits on its own: an id never used by a transaction stays spent."""
+    store = await reopened(path)
+    await store.allocate_legacy_id("CP1")
+    await store.close()
+
+    store = await reopened(path)
+    try:
+        assert await store.allocate_legacy_id("CP1") == 2
+    finally:
+        await store.close()
+
+
+def _version_2_database(path: str) -> None:
+    db = sqlite3.connect(path)
+    db.executescript(
+        """
+        CREATE TABLE station (
+            station_id TEXT PRIMARY KEY, boot BLOB NOT NULL,
+            registration TEXT NOT NULL, updated_at REAL NOT NULL
+        );
+        ALTER TABLE station ADD COLUMN connector_errors BLOB NOT NULL DEFAULT '{}';
+        PRAGMA user_version = 2;
+        """
+    )
+    db.execute(
+        "INSERT INTO station (station_id, boot, registration, updated_at, connector_errors) "
+        "VALUES ('CP1', ?, 'Accepted', 0, ?)",
+        (b'{"chargePointVendor":"Acme","chargePointModel":"Volt 22"}', b'{"2":"GroundFailure"}'),
+    )
+    db.commit()
+    db.close()
+
+
+def _user_version(path: str) -> int:
+    db = sqlite3.connect(path)
+    try:
+        (version,) = db.execute("PRAGMA user_version").fetchone()
+        return int(version)
+    finally:
+        db.close()
+
+
+async def test_a_version_2_database_is_migrated_keeping_its_stations(path: str) -> None:
+    """Opening an old file upgrades it; old rows get empty new fields; new tables work."""
+    _version_2_database(path)
+
+    store = await reopened(path)
+    try:
+        assert await store.get_station("CP1") == StationRecord(
+            "CP1", BOOT, "Accepted", connector_errors={2: "GroundFailure"}
+        )
+        assert await store.commit("CP1", Change(transactions=(transaction(),), append=(message(),)))
+        assert await store.allocate_legacy_id("CP1") == 2
+    finally:
+        await store.close()
+    assert _user_version(path) == LATEST_SCHEMA
+
+
+async def test_a_failed_migration_leaves_the_old_schema(path: str) -> None:
+    """A migration that fails is rolled back whole: the file stays at its old version."""
+    _version_2_database(path)
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE outbox (position INTEGER PRIMARY KEY)")  # in the way of 5
+    db.commit()
+    db.close()
+
+    with pytest.raises(StateError, match="outbox"):
+        await reopened(path)
+
+    assert _user_version(path) == 4
+
+
+async def test_a_database_newer_than_the_code_is_refused(path: str) -> None:
+    """A file written by a newer gateway is not touched: StateError on open."""
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {LATEST_SCHEMA + 1}")
+    db.close()
+
+    store = SqliteStore(path)
+    with pytest.raises(StateError, match="newer"):
+        await store.open()
+    await store.close()
+
+
+def test_transaction_columns_follow_the_record_fields() -> None:
+    """The txn row layout is the TransactionRecord field order, so no field is dropped."""
+    assert tuple(field.name for field in fields(TransactionRecord)) == TRANSACTION_COLUMNS
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"), [("memory://", MemoryStore), ("sqlite:///x/state.db", SqliteStore)]
+)
+def test_open_store_picks_the_backend_from_the_url(url: str, kind: type) -> None:
+    """--state URLs name the backend."""
+    assert isinstance(open_store(url), kind)

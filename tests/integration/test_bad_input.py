@@ -13,7 +13,7 @@ import pytest
 from gateway.app import Gateway
 from gateway.sim.charger import ChargerSim
 from gateway.sim.csms import CsmsSim
-from gateway.sim.wire import CallErrorReceived, JsonObject, encode_call_result, utc_now
+from gateway.sim.wire import CallErrorReceived, JsonObject, encode_call_result
 from gateway.translate.dispatch import ROUTES
 from gateway.translate.types import Direction
 

@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -69,8 +69,12 @@ class LiveView:
         print(line, file=self._out, flush=True)
 
 
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 async def _charger_script(charger: ChargerSim, number: int, stop: asyncio.Event) -> None:
-    """What a freshly installed 1.6 charger does: boot, report, authorize, heartbeat."""
+    """A 1.6 charger's day: boot, report, authorize, charge with meter values, stop."""
     await charger.connect()
     await charger.boot(
         vendor="DemoVendor",
@@ -81,15 +85,29 @@ async def _charger_script(charger: ChargerSim, number: int, stop: asyncio.Event)
     await charger.status(0, "Available")
     for connector in (1, 2):
         await charger.status(connector, "Available")
-    await charger.authorize("04A2B3C4D5E6F7")
+    tag = f"04A2B3C4D5E6{number:02X}"
+    await charger.authorize(tag)
     await charger.status(1, "Preparing")
     if number == 1:
         await charger.status(2, "Faulted", error_code="GroundFailure", info="RCD tripped")
         await charger.data_transfer("com.example.demo", "Hello", '{"from": "1.6 charger"}')
+    energy = 1000 * number
+    start = await charger.start_transaction(1, tag, energy, _now())
+    transaction_id = start["transactionId"]
+    await charger.status(1, "Charging")
     while not stop.is_set():
+        energy += 250
+        sample = {"value": str(energy), "context": "Sample.Periodic", "unit": "Wh"}
+        power = {"value": "11000", "measurand": "Power.Active.Import", "unit": "W"}
+        await charger.meter_values(
+            1, [{"timestamp": _now(), "sampledValue": [sample, power]}], transaction_id
+        )
         await charger.heartbeat()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 4.0)
+    await charger.status(1, "Finishing")
+    await charger.stop_transaction(transaction_id, energy, _now(), idTag=tag, reason="Local")
+    await charger.status(1, "Available")
 
 
 async def run_demo(

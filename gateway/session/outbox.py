@@ -11,7 +11,14 @@ at least once, and a re-sent TransactionEvent carries the same seqNo and meaning
 
 Messages that waited while the CSMS was unreachable (including across a gateway restart)
 are flagged offline, and TransactionEvents go up with ``offline: true`` (2.0.1 E11.FR.07:
-"every message that is still in the queue SHALL be set Offline").
+"every message that is still in the queue SHALL be set Offline"). The one exception is a
+message already transmitted once (sent, connection lost before the answer): it is sent
+again exactly as before, since a re-delivery must keep its meaning (the CSMS may have
+processed the first copy). Only the oldest message can be in that state, because the
+courier sends one at a time; after a restart it is not known whether it was, so the
+oldest keeps the flag it was stored with and every later one is flagged offline. The
+flags are therefore derived, not stored, apart from the one set when a message is
+appended while the CSMS is unreachable.
 """
 
 from __future__ import annotations
@@ -67,7 +74,7 @@ class OutboxCourier:
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
         self._drained.set()
-        self._background: set[asyncio.Task[None]] = set()
+        self._transmitted: set[int] = set()  # positions sent at least once (maybe)
         # Until the CSMS connection is first lost (or never comes), a message may wait
         # for it: a charger connecting speaks at once, while the upstream link is opening.
         self._lost = False
@@ -79,9 +86,15 @@ class OutboxCourier:
         pending = await self._store.pending_outbox(self._station_id)
         if not pending:
             return
-        # The station's upstream connection ended with them still queued: offline.
-        await self._store.mark_offline(self._station_id)
-        self._queue.extend(dataclasses.replace(message, offline=True) for message in pending)
+        # The station's upstream connection ended with them still queued: offline, but
+        # for the oldest, which may have been transmitted before the restart.
+        head, *rest = pending
+        self._transmitted.add(head.position)
+        self._queue.append(head)
+        self._queue.extend(dataclasses.replace(message, offline=True) for message in rest)
+        loop = asyncio.get_running_loop()
+        for message in pending:
+            self._answers[message.position] = loop.create_future()
         self._metrics.outbox_pending.inc(len(pending))
         self._drained.clear()
         log.info("%d undelivered message(s) from before: replaying them first", len(pending))
@@ -115,6 +128,16 @@ class OutboxCourier:
     def answer(self, message: OutboxMessage) -> asyncio.Future[Payload | None]:
         """The CSMS's answer to a queued message (None: discarded after CALLERRORs)."""
         return self._answers[message.position]
+
+    def queued(self, transaction_id: str, event_type: str) -> OutboxMessage | None:
+        """The undelivered TransactionEvent of that type for a transaction, if any."""
+        for message in self._queue:
+            if (
+                message.transaction_id == transaction_id
+                and message.payload.get("eventType") == event_type
+            ):
+                return message
+        return None
 
     def pending(self, transaction_id: str | None = None) -> int:
         """Undelivered messages (of one transaction, when given)."""
@@ -161,20 +184,13 @@ class OutboxCourier:
         self._wake.set()
 
     def went_offline(self) -> None:
-        """The CSMS connection dropped: everything still queued is now offline."""
+        """The CSMS connection dropped: what is still queued is now offline, except a
+        message already transmitted, which must be re-sent unchanged."""
         self._lost = True
-        if not self._queue:
-            return
-        self._queue = deque(dataclasses.replace(m, offline=True) for m in self._queue)
-        task = asyncio.create_task(self._mark_offline())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _mark_offline(self) -> None:
-        try:
-            await self._store.mark_offline(self._station_id)
-        except StateError:
-            log.exception("cannot flag the outbox offline")
+        self._queue = deque(
+            m if m.position in self._transmitted else dataclasses.replace(m, offline=True)
+            for m in self._queue
+        )
 
     # --- delivery -------------------------------------------------------------------
 
@@ -190,6 +206,7 @@ class OutboxCourier:
                 await self._csms.wait_connected()
                 continue
             message = self._queue[0]
+            self._transmitted.add(message.position)
             try:
                 result = await self._calls.call(message.action, _as_sent(message))
             except PeerUnavailable:
@@ -248,6 +265,7 @@ class OutboxCourier:
                 log.exception("cannot record the delivery of %s; retrying", message.action)
                 await self._pause()
         self._queue.popleft()
+        self._transmitted.discard(message.position)
         self._metrics.outbox_pending.dec()
         answer = self._answers.pop(message.position, None)
         if answer is not None and not answer.done():

@@ -175,13 +175,36 @@ class TransactionDesk:
         return {"transactionId": legacy_id, "idTagInfo": tag_info}, ()
 
     async def _start_answered_again(self, record: TransactionRecord) -> Payload:
+        """The charger did not get our answer (a disconnect, a gateway restart) and sends
+        the same StartTransaction again: same transaction, same verdict, no new event."""
         log.info(
             "StartTransaction re-sent for transaction %d: answering it again", record.legacy_id
         )
-        tag_info = record.id_tag_info or await self._offline_tag_info(
-            record.id_token["idToken"] if record.id_token else "", trusted=False
-        )
+        tag_info = record.id_tag_info
+        if tag_info is None:
+            # Never answered: the Started event may still wait in the outbox (its answer
+            # is the CSMS's verdict), or was delivered just before a crash (the verdict
+            # went into the authorization cache with the delivery).
+            started = self._courier.queued(record.transaction_id, "Started")
+            result = None if started is None else await self._csms_answer(started)
+            if result is not None:
+                tag_info = id_tag_info_from_transaction_response(result)
+            else:
+                id_tag = record.id_token["idToken"] if record.id_token else ""
+                tag_info = await self._verdict_on_record(id_tag) or await self._offline_tag_info(
+                    id_tag, trusted=False
+                )
+            await self._remember(dataclasses.replace(record, id_tag_info=tag_info))
         return {"transactionId": record.legacy_id, "idTagInfo": tag_info}
+
+    async def _verdict_on_record(self, id_tag: str) -> Payload | None:
+        """What the CSMS last said about an idTag, from the authorization cache."""
+        try:
+            info = await self._store.get_authorization(self._station.station_id, id_tag)
+        except StateError:
+            log.exception("cannot read the authorization cache")
+            return None
+        return None if info is None else core.id_tag_info_from_token_info(info)
 
     def _abandoned(
         self, record: TransactionRecord, timestamp: str, appended: list[OutboxMessage]

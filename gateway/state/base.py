@@ -70,8 +70,9 @@ class OutboxMessage:
     """A CSMS-bound CALL the gateway has promised to deliver (DESIGN.md: nothing is lost).
 
     ``position`` is assigned by the store on append and orders delivery per station.
-    ``offline`` is set once the CSMS was unreachable while the message waited: a
-    TransactionEvent then goes up with ``offline: true`` (2.0.1 E11.FR.07).
+    ``offline`` is stored when the message was appended while the CSMS was unreachable;
+    the courier derives it for messages that waited through an outage or a restart
+    (2.0.1 E11.FR.07). A TransactionEvent flagged offline goes up with ``offline: true``.
     """
 
     action: str
@@ -127,10 +128,6 @@ class Store(Protocol):
 
     async def pending_outbox(self, station_id: str) -> list[OutboxMessage]:
         """Undelivered messages of the station, in position order."""
-        ...
-
-    async def mark_offline(self, station_id: str) -> None:
-        """Flag every undelivered message of the station offline."""
         ...
 
     async def get_authorization(self, station_id: str, id_token: str) -> Payload | None:

@@ -140,11 +140,6 @@ class MemoryStore:
     async def pending_outbox(self, station_id: str) -> list[OutboxMessage]:
         return [_message(message) for message in self._outbox.get(station_id, {}).values()]
 
-    async def mark_offline(self, station_id: str) -> None:
-        outbox = self._outbox.get(station_id, {})
-        for position, message in outbox.items():
-            outbox[position] = replace(message, offline=True)
-
     async def get_authorization(self, station_id: str, id_token: str) -> Payload | None:
         info = self._authorizations.get((station_id, id_token.casefold()))
         return None if info is None else _payload(info)

@@ -290,13 +290,6 @@ class SqliteStore:
         )
         return [rows.outbox_message(row) for row in found]
 
-    async def mark_offline(self, station_id: str) -> None:
-        await self._run(
-            lambda db: db.execute(
-                "UPDATE outbox SET offline = 1 WHERE station_id = ? AND offline = 0", (station_id,)
-            )
-        )
-
     async def get_authorization(self, station_id: str, id_token: str) -> Payload | None:
         row = await self._run(
             lambda db: db.execute(

@@ -334,19 +334,6 @@ async def test_delivered_removes_only_that_stations_positions(store: Store) -> N
     assert await store.pending_outbox("CP2") == [message(n=0, position=theirs)]
 
 
-async def test_mark_offline_flags_only_that_stations_messages(store: Store) -> None:
-    """mark_offline sets offline on every pending message of one station, no other."""
-    await store.commit("CP1", Change(append=(message(n=0), message(n=1))))
-    await store.commit("CP2", Change(append=(message(n=0),)))
-
-    await store.mark_offline("CP1")
-
-    assert [m.offline for m in await store.pending_outbox("CP1")] == [True, True]
-    assert [m.offline for m in await store.pending_outbox("CP2")] == [False]
-    (later,) = await store.commit("CP1", Change(append=(message(n=2),)))
-    assert (await store.pending_outbox("CP1"))[-1] == message(n=2, position=later)
-
-
 async def test_an_offline_flag_given_on_append_is_kept(store: Store) -> None:
     """A message appended while the CSMS is down can be stored offline already."""
     await store.commit("CP1", Change(append=(message(offline=True),)))
@@ -522,11 +509,10 @@ async def test_everything_survives_close_and_reopen(path: str) -> None:
         Change(
             station=record,
             transactions=(running,),
-            append=(message(n=0), message(n=1)),
+            append=(message(n=0), message(n=1, offline=True)),
             authorizations=(("Tag", {"status": "Accepted"}),),
         ),
     )
-    await store.mark_offline("CP1")
     await store.close()
 
     store = await reopened(path)
@@ -534,7 +520,7 @@ async def test_everything_survives_close_and_reopen(path: str) -> None:
         assert await store.get_station("CP1") == record
         assert await store.open_transactions("CP1") == [running]
         assert await store.pending_outbox("CP1") == [
-            message(n=0, position=positions[0], offline=True),
+            message(n=0, position=positions[0]),
             message(n=1, position=positions[1], offline=True),
         ]
         assert await store.get_authorization("CP1", "TAG") == {"status": "Accepted"}

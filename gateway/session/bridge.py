@@ -43,11 +43,13 @@ from gateway.ocppj import (
     read_error_code,
 )
 from gateway.schemas import Kind
+from gateway.session.authorization import OfflineAuthorizer
 from gateway.session.calls import OutgoingCalls
 from gateway.session.links import ChargerLink, CsmsLink, FrameObserver, Side, TraceEvent
 from gateway.session.outbox import OutboxCourier
+from gateway.session.remote_control import RemoteControl
 from gateway.session.station import StationState
-from gateway.session.transactions import OfflinePolicy, Reply, TransactionDesk
+from gateway.session.transactions import Reply, TransactionDesk
 from gateway.state import StateError, Store
 from gateway.translate import core
 from gateway.translate.dispatch import ROUTES, SESSION_ROUTES, Route
@@ -143,6 +145,9 @@ class TranslatingSession:
             can_send=lambda: self._state.registered,
             on_delivered=lambda message, result: self._desk.on_delivered(message, result),  # noqa: PLW0108 - the desk is built next
         )
+        self._authorizer = OfflineAuthorizer(
+            station_id=self.station_id, store=store, policy=settings.offline_authorization
+        )
         self._desk = TransactionDesk(
             station=self._state,
             store=store,
@@ -150,22 +155,32 @@ class TranslatingSession:
             to_charger=self._to_charger,
             context=self._context,
             metrics=metrics,
-            policy=OfflinePolicy(settings.offline_authorization, settings.response_timeout),
+            authorizer=self._authorizer,
+            answer_timeout=settings.response_timeout,
             connected_at=datetime.now(UTC),
-            check_charger_answer=lambda action, result: self._check_answer(
-                Version.V16, action, result
-            ),
+            check_charger_answer=self._check_charger_answer,
         )
         desk = self._desk
+        remote = RemoteControl(
+            station=self._state,
+            desk=desk,
+            courier=self._courier,
+            to_charger=self._to_charger,
+            context=self._context,
+            check_charger_answer=self._check_charger_answer,
+        )
         self._desk_handlers: dict[tuple[Direction, str], Callable[[Payload], Awaitable[Reply]]] = {
             (Direction.CHARGER_TO_CSMS, "StartTransaction"): desk.start_transaction,
             (Direction.CHARGER_TO_CSMS, "MeterValues"): desk.meter_values,
             (Direction.CHARGER_TO_CSMS, "StopTransaction"): desk.stop_transaction,
             (Direction.CHARGER_TO_CSMS, "StatusNotification"): desk.status_notification,
-            (Direction.CSMS_TO_CHARGER, "RequestStartTransaction"): desk.request_start_transaction,
-            (Direction.CSMS_TO_CHARGER, "RequestStopTransaction"): desk.request_stop_transaction,
-            (Direction.CSMS_TO_CHARGER, "GetTransactionStatus"): desk.get_transaction_status,
-            (Direction.CSMS_TO_CHARGER, "GetChargingProfiles"): desk.get_charging_profiles,
+            (
+                Direction.CSMS_TO_CHARGER,
+                "RequestStartTransaction",
+            ): remote.request_start_transaction,
+            (Direction.CSMS_TO_CHARGER, "RequestStopTransaction"): remote.request_stop_transaction,
+            (Direction.CSMS_TO_CHARGER, "GetTransactionStatus"): remote.get_transaction_status,
+            (Direction.CSMS_TO_CHARGER, "GetChargingProfiles"): remote.get_charging_profiles,
         }
         assert self._desk_handlers.keys() == SESSION_ROUTES.keys()
 
@@ -393,7 +408,7 @@ class TranslatingSession:
             answer = route.result(result, payload, ctx)
             self._apply(answer.effects)
             if call.action == "Authorize" and "idTokenInfo" in result:
-                await self._desk.remember_authorization(
+                await self._authorizer.remember(
                     outcome.forward.payload["idToken"], result["idTokenInfo"]
                 )
             reply = answer.reply or {}
@@ -450,6 +465,9 @@ class TranslatingSession:
             except GatewayError as exc:
                 log.error("translation produced an invalid %s %s: %s", action, kind, exc)
                 raise GatewayError(f"internal translation error for {action}") from exc
+
+    def _check_charger_answer(self, action: str, result: Payload) -> None:
+        self._check_answer(Version.V16, action, result)
 
     def _check_answer(self, version: Version, action: str, result: Payload) -> None:
         """The other side's answer must be valid before it is translated back."""

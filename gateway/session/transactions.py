@@ -28,14 +28,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from gateway.errors import GatewayError, UnmappedValue
+from gateway.errors import GatewayError
 from gateway.metrics import GatewayMetrics
 from gateway.ocppj import Payload
+from gateway.session.authorization import OfflineAuthorizer
 from gateway.session.calls import OutgoingCalls
 from gateway.session.outbox import OutboxCourier
 from gateway.session.station import StationState
 from gateway.state import Change, OutboxMessage, StateError, Store, TransactionRecord
-from gateway.translate import core, remote
+from gateway.translate import core
 from gateway.translate.transactions import (
     CHARGING_STATES,
     EventFacts,
@@ -63,14 +64,6 @@ OFFLINE_CLOCK_SLACK: Final = timedelta(seconds=2)
 _DEFAULT_CHARGING_STATE: Final = "EVConnected"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class OfflinePolicy:
-    """How the gateway answers for the CSMS while it is unreachable ("buffer")."""
-
-    authorization: str = "cache"  # cache | accept | reject
-    answer_timeout: float = 30.0  # how long a charger waits for the CSMS's own answer
-
-
 class TransactionDesk:
     def __init__(
         self,
@@ -81,7 +74,8 @@ class TransactionDesk:
         to_charger: OutgoingCalls,
         context: Callable[[], Context],
         metrics: GatewayMetrics,
-        policy: OfflinePolicy,
+        authorizer: OfflineAuthorizer,
+        answer_timeout: float,
         connected_at: datetime,
         check_charger_answer: Callable[[str, Payload], None],
     ) -> None:
@@ -91,7 +85,8 @@ class TransactionDesk:
         self._to_charger = to_charger
         self._context = context
         self._metrics = metrics
-        self._policy = policy
+        self._authorizer = authorizer
+        self._answer_timeout = answer_timeout  # how long a charger waits for the CSMS
         self._connected_at = connected_at
         self._check_charger_answer = check_charger_answer
         self._open: dict[int, TransactionRecord] = {}  # by 1.6 connectorId
@@ -164,7 +159,7 @@ class TransactionDesk:
         self._metrics.transactions.labels("started").inc()
         result = await self._csms_answer(queued[-1])
         if result is None:
-            tag_info = await self._offline_tag_info(
+            tag_info = await self._authorizer.tag_info(
                 request["idTag"], trusted=remote_start is not None
             )
             self._metrics.offline_answers.labels("StartTransaction", tag_info["status"]).inc()
@@ -191,20 +186,11 @@ class TransactionDesk:
                 tag_info = id_tag_info_from_transaction_response(result)
             else:
                 id_tag = record.id_token["idToken"] if record.id_token else ""
-                tag_info = await self._verdict_on_record(id_tag) or await self._offline_tag_info(
-                    id_tag, trusted=False
-                )
+                tag_info = await self._authorizer.verdict_on_record(
+                    id_tag
+                ) or await self._authorizer.tag_info(id_tag, trusted=False)
             await self._remember(dataclasses.replace(record, id_tag_info=tag_info))
         return {"transactionId": record.legacy_id, "idTagInfo": tag_info}
-
-    async def _verdict_on_record(self, id_tag: str) -> Payload | None:
-        """What the CSMS last said about an idTag, from the authorization cache."""
-        try:
-            info = await self._store.get_authorization(self._station.station_id, id_tag)
-        except StateError:
-            log.exception("cannot read the authorization cache")
-            return None
-        return None if info is None else core.id_tag_info_from_token_info(info)
 
     def _abandoned(
         self, record: TransactionRecord, timestamp: str, appended: list[OutboxMessage]
@@ -439,19 +425,9 @@ class TransactionDesk:
 
     async def authorize_offline(self, request: Payload) -> Payload:
         """Authorize while the CSMS is unreachable: the offline policy answers."""
-        tag_info = await self._offline_tag_info(request["idTag"], trusted=False)
+        tag_info = await self._authorizer.tag_info(request["idTag"], trusted=False)
         self._metrics.offline_answers.labels("Authorize", tag_info["status"]).inc()
         return {"idTagInfo": tag_info}
-
-    async def remember_authorization(self, id_token: Payload, info: Payload) -> None:
-        """An answer from the CSMS about an idToken: kept for the offline policy (C10)."""
-        try:
-            await self._store.commit(
-                self._station.station_id,
-                Change(authorizations=((id_token["idToken"], info),)),
-            )
-        except StateError:
-            log.exception("cannot update the authorization cache")
 
     def on_delivered(self, message: OutboxMessage, result: Payload) -> Change:
         """The CSMS answered an outbox message: cache what it said about the idToken."""
@@ -470,77 +446,9 @@ class TransactionDesk:
             )
         return Change(authorizations=((id_token["idToken"], info),))
 
-    # --- CSMS -> charger ------------------------------------------------------------
-
-    async def request_start_transaction(self, request: Payload) -> Reply:
-        ctx = self._context()
-        try:
-            forward = remote.remote_start_transaction_from_request(request, ctx)
-        except UnmappedValue as exc:
-            code = str(exc.details.get("reasonCode", "UnsupportedParam"))
-            return remote.request_start_rejected(exc.description, reason_code=code), ()
-        pending: Payload = {
-            "remoteStartId": request["remoteStartId"],
-            "idToken": request["idToken"],
-        }
-        if "evseId" in request:
-            pending["evseId"] = request["evseId"]
-        # Stored before forwarding: the charger may send StartTransaction before it
-        # answers RemoteStartTransaction.
-        self._station.add_remote_start(pending)
+    async def save_station(self) -> None:
+        """Store the station record (pending remote starts, installed profiles)."""
         await self._commit(Change(station=self._station.record()))
-        result = await self._to_charger.call("RemoteStartTransaction", forward)
-        self._check_charger_answer("RemoteStartTransaction", result)
-        if result["status"] != "Accepted":
-            self._station.drop_remote_start(request["remoteStartId"])
-        elif "chargingProfile" in request:
-            self._station.charging_profiles.append(
-                {"evseId": request.get("evseId", 0), "chargingProfile": request["chargingProfile"]}
-            )
-        await self._commit(Change(station=self._station.record()))
-        return remote.request_start_response(result), ()
-
-    async def request_stop_transaction(self, request: Payload) -> Reply:
-        record = next(
-            (r for r in self._open.values() if r.transaction_id == request["transactionId"]),
-            None,
-        )
-        if record is None:  # F03.FR.08: unknown or no longer ongoing
-            return remote.request_stop_unknown_transaction(request["transactionId"]), ()
-        forward = remote.remote_stop_transaction_from_request(record.legacy_id)
-        result = await self._to_charger.call("RemoteStopTransaction", forward)
-        self._check_charger_answer("RemoteStopTransaction", result)
-        return remote.request_stop_response(result), ()
-
-    async def get_transaction_status(self, request: Payload) -> Reply:
-        """Answered from the gateway's own state (E14); the charger's queue is invisible."""
-        transaction_id = request.get("transactionId")
-        if transaction_id is None:
-            return {"messagesInQueue": self._courier.pending_transaction_messages() > 0}, ()
-        ongoing = any(r.transaction_id == transaction_id for r in self._open.values())
-        queued = self._courier.pending(transaction_id) > 0
-        return {"ongoingIndicator": ongoing, "messagesInQueue": queued}, ()
-
-    async def get_charging_profiles(self, request: Payload) -> Reply:
-        """Answered from the profiles the gateway installed (K09); others are unknown to it."""
-        matching = [entry for entry in self._station.charging_profiles if _wanted(entry, request)]
-        if not matching:
-            return {"status": "NoProfiles"}, ()
-        by_evse: dict[int, list[Payload]] = {}
-        for entry in matching:
-            by_evse.setdefault(entry["evseId"], []).append(entry["chargingProfile"])
-        reports = []
-        for index, (evse_id, profiles) in enumerate(sorted(by_evse.items())):
-            report: Payload = {
-                "requestId": request["requestId"],
-                "chargingLimitSource": "CSO",
-                "evseId": evse_id,
-                "chargingProfile": profiles,
-            }
-            if index < len(by_evse) - 1:
-                report["tbc"] = True
-            reports.append(OutboundCall("ReportChargingProfiles", report))
-        return {"status": "Accepted"}, tuple(reports)
 
     # --- helpers --------------------------------------------------------------------
 
@@ -576,28 +484,14 @@ class TransactionDesk:
 
     async def _csms_answer(self, message: OutboxMessage) -> Payload | None:
         """The CSMS's answer, when it is reachable and answers in time; None otherwise."""
-        if not await self._courier.reachable(self._policy.answer_timeout):
+        if not await self._courier.reachable(self._answer_timeout):
             return None
         try:
             return await asyncio.wait_for(
-                asyncio.shield(self._courier.answer(message)), self._policy.answer_timeout
+                asyncio.shield(self._courier.answer(message)), self._answer_timeout
             )
         except TimeoutError:
             return None
-
-    async def _offline_tag_info(self, id_tag: str, *, trusted: bool) -> Payload:
-        """1.6 idTagInfo from the offline authorization policy."""
-        if trusted or self._policy.authorization == "accept":
-            return {"status": "Accepted"}
-        if self._policy.authorization == "cache":
-            try:
-                info = await self._store.get_authorization(self._station.station_id, id_tag)
-            except StateError:
-                log.exception("cannot read the authorization cache")
-                info = None
-            if info is not None and info.get("status") == "Accepted" and not _expired(info):
-                return core.id_tag_info_from_token_info(info)
-        return {"status": "Invalid"}
 
     def _count_dropped(self, dropped: tuple[str, ...]) -> None:
         for reason in dropped:
@@ -608,29 +502,3 @@ class TransactionDesk:
 
 def _stop_reply(tag_info: Payload | None) -> Payload:
     return {} if tag_info is None else {"idTagInfo": tag_info}
-
-
-def _expired(info: Payload) -> bool:
-    expiry = info.get("cacheExpiryDateTime")
-    if expiry is None:
-        return False
-    try:
-        return datetime.fromisoformat(expiry) < datetime.now(UTC)
-    except ValueError:
-        return False
-
-
-def _wanted(entry: Payload, request: Payload) -> bool:
-    """Does an installed profile match GetChargingProfiles' criteria (K09.FR.03)?"""
-    if "evseId" in request and entry["evseId"] != request["evseId"]:
-        return False
-    criteria = request.get("chargingProfile", {})
-    profile = entry["chargingProfile"]
-    if "CSO" not in criteria.get("chargingLimitSource", ["CSO"]):
-        return False
-    if "chargingProfileId" in criteria and profile["id"] not in criteria["chargingProfileId"]:
-        return False
-    for key in ("chargingProfilePurpose", "stackLevel"):
-        if key in criteria and profile[key] != criteria[key]:
-            return False
-    return True

@@ -143,7 +143,9 @@ class TranslatingSession:
             csms=csms,
             metrics=metrics,
             can_send=lambda: self._state.registered,
-            on_delivered=lambda message, result: self._desk.on_delivered(message, result),  # noqa: PLW0108 - the desk is built next
+            # The desk is built next, so its method is looked up at call time.
+            on_delivered=lambda message, result: self._desk.on_delivered(message, result),  # noqa: PLW0108
+            check=self._check_outbox_message,
         )
         self._authorizer = OfflineAuthorizer(
             station_id=self.station_id, store=store, policy=settings.offline_authorization
@@ -465,6 +467,9 @@ class TranslatingSession:
             except GatewayError as exc:
                 log.error("translation produced an invalid %s %s: %s", action, kind, exc)
                 raise GatewayError(f"internal translation error for {action}") from exc
+
+    def _check_outbox_message(self, action: str, payload: Payload) -> None:
+        self._check(Version.V201, action, Kind.REQUEST, payload)
 
     def _check_charger_answer(self, action: str, result: Payload) -> None:
         self._check_answer(Version.V16, action, result)

@@ -59,6 +59,7 @@ class OutboxCourier:
         metrics: GatewayMetrics,
         can_send: Callable[[], bool],
         on_delivered: DeliveredHook,
+        check: Callable[[str, Payload], None] = lambda _action, _payload: None,
         retry_interval: float = RETRY_INTERVAL,
     ) -> None:
         self._station_id = station_id
@@ -68,6 +69,7 @@ class OutboxCourier:
         self._metrics = metrics
         self._can_send = can_send
         self._on_delivered = on_delivered
+        self._check = check
         self._retry_interval = retry_interval
         self._queue: deque[OutboxMessage] = deque()
         self._answers: dict[int, asyncio.Future[Payload | None]] = {}
@@ -104,8 +106,11 @@ class OutboxCourier:
         """Write ``change`` atomically; queue its outbox messages for delivery.
 
         Messages appended while the CSMS is unreachable are flagged offline from the
-        start. Raises StateError when the store refuses: nothing is queued then.
+        start. Raises StateError when the store refuses, and GatewayError when ``check``
+        (outbound validation, when configured) refuses a message: nothing is queued then.
         """
+        for message in change.append:
+            self._check(message.action, message.payload)  # nothing invalid is stored
         offline = not self._csms.connected
         if offline and change.append:
             appended = tuple(dataclasses.replace(m, offline=True) for m in change.append)

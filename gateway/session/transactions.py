@@ -44,6 +44,7 @@ from gateway.translate.transactions import (
     meter_values_request_from_meter_values,
     request_digest,
     synthetic_start_for_unknown,
+    transaction_event_for_abandoned,
     transaction_event_for_charging_state,
     transaction_event_from_start,
     transaction_event_from_stop,
@@ -201,15 +202,8 @@ class TransactionDesk:
             record.legacy_id,
             record.legacy_id,
         )
-        event: Payload = {
-            "eventType": "Ended",
-            "timestamp": normalise_datetime(timestamp),
-            "triggerReason": "AbnormalCondition",
-            "seqNo": record.next_seq_no,
-            "transactionInfo": {"transactionId": record.transaction_id, "stoppedReason": "Other"},
-        }
-        if self._late(timestamp):
-            event["offline"] = True
+        facts = EventFacts(record.transaction_id, record.next_seq_no, offline=self._late(timestamp))
+        event = transaction_event_for_abandoned(self._context(), facts, timestamp=timestamp)
         appended.append(OutboxMessage("TransactionEvent", event, record.transaction_id))
         self._metrics.transactions.labels("ended").inc()
         return dataclasses.replace(

@@ -247,6 +247,16 @@ def transaction_event_for_charging_state(
     return event
 
 
+def transaction_event_for_abandoned(ctx: Context, facts: EventFacts, *, timestamp: str) -> Payload:
+    """Ended for a transaction the charger replaced with a new start on the same
+    connector without a StopTransaction (lost, or never sent). At most one transaction
+    per EVSE (E01.FR.14), so the old one ends where the new one starts; nothing known
+    says why, hence AbnormalCondition / Other, and no meter value is invented."""
+    event = _event("Ended", normalise_datetime(timestamp), "AbnormalCondition", facts)
+    event["transactionInfo"]["stoppedReason"] = "Other"
+    return event
+
+
 # --- StopTransaction -> Ended (E06, E07; reference §2.3, §3.1, §4.2 step 4) ----------
 
 

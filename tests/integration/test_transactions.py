@@ -315,3 +315,33 @@ async def test_numeric_meter_values_are_repaired_counted_and_delivered(
         "unitOfMeasure": {"unit": "kWh"},
     }
     assert metric(gateway, "ocpp_gateway_meter_normalisations_total", rule="numeric_values") == 1
+
+
+async def test_a_new_start_on_a_busy_connector_ends_the_abandoned_transaction_first(
+    booted: ChargerSim, csms: CsmsSim
+) -> None:
+    """One transaction per EVSE (E01.FR.14): a start on a connector whose transaction
+    never got a StopTransaction ends that one upstream (AbnormalCondition / Other)."""
+    first = await booted.start_transaction(1, TAG, 100, now())
+    second = await booted.start_transaction(1, TAG, 200, now())
+    assert second["transactionId"] != first["transactionId"]
+    await wait_ended(csms)
+    await booted.stop_transaction(second["transactionId"], 300, now())
+    await wait_ended(csms, count=2)
+    by_id = transactions(csms, "CP-1")
+    abandoned, current = by_id.values()
+    assert [e["eventType"] for e in abandoned] == ["Started", "Ended"]
+    assert abandoned[1]["triggerReason"] == "AbnormalCondition"
+    assert abandoned[1]["transactionInfo"]["stoppedReason"] == "Other"
+    assert "meterValue" not in abandoned[1]  # no reading is invented
+    assert [e["eventType"] for e in current] == ["Started", "Ended"]
+    assert current[0]["meterValue"][0]["sampledValue"][0]["value"] == 200
+    actions = [
+        (m.payload["transactionInfo"]["transactionId"], m.payload["eventType"])
+        for m in csms.received("TransactionEvent")
+    ]
+    old_id, new_id = (
+        abandoned[0]["transactionInfo"]["transactionId"],
+        current[0]["transactionInfo"]["transactionId"],
+    )
+    assert actions.index((old_id, "Ended")) < actions.index((new_id, "Started"))

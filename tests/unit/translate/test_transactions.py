@@ -837,3 +837,23 @@ def test_request_digest_differs_for_different_requests(changed: Payload) -> None
 def test_request_digest_does_not_mutate_its_input() -> None:
     """Digesting leaves the request as it was."""
     _untouched(_stop(reason="Local"), transactions.request_digest)
+
+
+def test_abandoned_transaction_ends_abnormally_without_an_invented_reading(
+    make_context: MakeContext,
+) -> None:
+    """A new start on a busy connector ends the old transaction: AbnormalCondition, Other,
+    at the new start's time, seqNo continuing, no meter value."""
+    facts = EventFacts("tx-old", 4, offline=True)
+    event = transactions.transaction_event_for_abandoned(
+        make_context(), facts, timestamp="2024-05-01T11:59:58.123456+00:00"
+    )
+    assert event == {
+        "eventType": "Ended",
+        "timestamp": "2024-05-01T11:59:58.123Z",
+        "triggerReason": "AbnormalCondition",
+        "seqNo": 4,
+        "offline": True,
+        "transactionInfo": {"transactionId": "tx-old", "stoppedReason": "Other"},
+    }
+    validate(Version.V201, "TransactionEvent", Kind.REQUEST, event)

@@ -14,7 +14,7 @@ import logging
 from datetime import UTC, datetime
 
 from gateway.ocppj import Payload
-from gateway.state import Change, StateError, Store
+from gateway.state import StateError, Store
 from gateway.translate import core
 
 log = logging.getLogger(__name__)
@@ -41,15 +41,6 @@ class OfflineAuthorizer:
         """What the CSMS last said about an idTag (1.6 idTagInfo), whatever the policy."""
         info = await self._cached(id_tag)
         return None if info is None else core.id_tag_info_from_token_info(info)
-
-    async def remember(self, id_token: Payload, info: Payload) -> None:
-        """An answer from the CSMS about an idToken (2.0.1 IdTokenType): cache it."""
-        try:
-            await self._store.commit(
-                self._station_id, Change(authorizations=((id_token["idToken"], info),))
-            )
-        except StateError:
-            log.exception("cannot update the authorization cache")
 
     async def _cached(self, id_tag: str) -> Payload | None:
         try:

@@ -50,13 +50,14 @@ from gateway.session.outbox import OutboxCourier
 from gateway.session.remote_control import RemoteControl
 from gateway.session.station import StationState
 from gateway.session.transactions import Reply, TransactionDesk
-from gateway.state import StateError, Store
+from gateway.state import Change, StateError, Store
 from gateway.translate import core
 from gateway.translate.dispatch import ROUTES, SESSION_ROUTES, Route
 from gateway.translate.layout import EvseLayout
 from gateway.translate.meter_values import repair_meter_payload
 from gateway.translate.tables import TranslationTables
 from gateway.translate.types import (
+    AuthorizationSeen,
     ConnectorErrorChanged,
     Context,
     Direction,
@@ -116,6 +117,7 @@ class TranslatingSession:
         self._observer = observer
         self._state = StationState(self.station_id)
         self._record_dirty = False  # station record changed since it was last stored
+        self._authorizations_seen: list[tuple[str, Payload]] = []  # for the cache
         self._boot_wanted = False  # the charger spoke, and no boot is on record
         self._boot_requested = False
         self._event_ids = 0
@@ -254,13 +256,18 @@ class TranslatingSession:
     async def _store_station(self) -> None:
         """Write the station record if it changed: before the charger is answered, so
         nothing the charger was told is lost to a disconnect or a restart."""
-        if not self._record_dirty:
-            return
-        self._record_dirty = False
-        try:
-            await self._store.put_station(self._state.record())
-        except StateError:
-            log.exception("cannot store the station record")
+        if self._record_dirty:
+            self._record_dirty = False
+            try:
+                await self._store.put_station(self._state.record())
+            except StateError:
+                log.exception("cannot store the station record")
+        if self._authorizations_seen:
+            seen, self._authorizations_seen = self._authorizations_seen, []
+            try:
+                await self._store.commit(self.station_id, Change(authorizations=tuple(seen)))
+            except StateError:
+                log.exception("cannot update the authorization cache")
 
     # --- frames in ------------------------------------------------------------------
 
@@ -409,10 +416,6 @@ class TranslatingSession:
             self._check_answer(target, outcome.forward.action, result)
             answer = route.result(result, payload, ctx)
             self._apply(answer.effects)
-            if call.action == "Authorize" and "idTokenInfo" in result:
-                await self._authorizer.remember(
-                    outcome.forward.payload["idToken"], result["idTokenInfo"]
-                )
             reply = answer.reply or {}
             then = outcome.then + answer.then
         self._check(source, call.action, Kind.RESPONSE, reply)
@@ -507,6 +510,8 @@ class TranslatingSession:
                 case ConnectorErrorChanged(connector_id=connector, error_code=code):
                     self._state.set_connector_error(connector, code)
                     self._record_dirty = True
+                case AuthorizationSeen(id_tag=id_tag, info=info):
+                    self._authorizations_seen.append((id_tag, info))
 
     async def _send_followups(self, then: tuple[OutboundCall, ...]) -> None:
         """After the reply: ask for a boot if needed, then send extra CALLs."""

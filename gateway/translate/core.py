@@ -18,6 +18,7 @@ import orjson
 from gateway.ocppj import Payload
 from gateway.translate.tables import ErrorEvent, Tier
 from gateway.translate.types import (
+    AuthorizationSeen,
     ConnectorErrorChanged,
     Context,
     OutboundCall,
@@ -272,7 +273,11 @@ def authorize_req(payload: Payload, ctx: Context) -> Outcome:
 
 
 def authorize_conf(result: Payload, request: Payload, ctx: Context) -> Outcome:
-    return Outcome(reply={"idTagInfo": id_tag_info_from_token_info(result["idTokenInfo"])})
+    info = result["idTokenInfo"]
+    return Outcome(
+        reply={"idTagInfo": id_tag_info_from_token_info(info)},
+        effects=(AuthorizationSeen(request["idTag"], info),),
+    )
 
 
 # --- DataTransfer (both directions; reference §3.1) ---------------------------------

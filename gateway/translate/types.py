@@ -60,7 +60,16 @@ class ConnectorErrorChanged:
     error_code: str | None
 
 
-Effect = RegistrationChanged | ConnectorErrorChanged
+@dataclass(frozen=True, slots=True)
+class AuthorizationSeen:
+    """The CSMS's verdict on a 1.6 idTag (2.0.1 IdTokenInfoType), kept for the offline
+    authorization policy (the 2.0.1 authorization cache, C10)."""
+
+    id_tag: str
+    info: Payload
+
+
+Effect = RegistrationChanged | ConnectorErrorChanged | AuthorizationSeen
 
 
 @dataclass(frozen=True, slots=True)

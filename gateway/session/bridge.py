@@ -54,7 +54,7 @@ from gateway.state import Change, StateError, Store
 from gateway.translate import core
 from gateway.translate.dispatch import ROUTES, SESSION_ROUTES, Route
 from gateway.translate.layout import EvseLayout
-from gateway.translate.meter_values import repair_meter_payload
+from gateway.translate.meter_repair import repair_meter_payload
 from gateway.translate.tables import TranslationTables
 from gateway.translate.types import (
     AuthorizationSeen,

@@ -32,7 +32,6 @@ from ocpp.v16.enums import Measurand
 from ocpp.v201.enums import MeasurandEnumType
 
 from gateway.ocppj import Payload
-from gateway.translate.tables import MeterQuirks
 from gateway.translate.types import normalise_datetime
 
 
@@ -67,11 +66,11 @@ _UNIT_V201: Final = {"Celcius": "Celsius", "Hertz": "Hz"}
 
 # 1.6 UnitOfMeasure as the shipped schemas spell it: StopTransaction.transactionData has
 # the OCA list; mobilityhouse's MeterValues schema adds "Hertz" (§2.9).
-_UNITS_V16: Final = frozenset(
+UNITS_V16: Final = frozenset(
     {"Wh", "kWh", "varh", "kvarh", "W", "kW", "VA", "kVA", "var", "kvar", "A", "V", "K"}
     | {"Celcius", "Celsius", "Fahrenheit", "Percent"}
 )
-_UNITS_V16_METER_VALUES: Final = _UNITS_V16 | {"Hertz"}
+UNITS_V16_METER_VALUES: Final = UNITS_V16 | {"Hertz"}
 
 # 2.0.1 units that 1.6 can spell, as (base unit, power of ten): the k-prefixed pairs let a
 # multiplier fold into the unit ({Wh, multiplier 3} is kWh) rather than into the value.
@@ -133,6 +132,12 @@ def _scaled(number: Decimal, power: int) -> Decimal:
     sign, digits, exponent = number.as_tuple()
     assert isinstance(exponent, int)  # finite: _decimal checked
     return Decimal((sign, digits, exponent + power))
+
+
+def number_as_text(value: int | float) -> str:
+    """A JSON number as 1.6 wants a sampled value: plain decimal text, no exponent.
+    Raises UnconvertibleSample for NaN, infinities and values too large to write."""
+    return _decimal_text(_decimal(value))
 
 
 def _decimal_text(number: Decimal) -> str:
@@ -393,84 +398,3 @@ def trigger_reason_for(meter_value: Payload) -> str:
     MeterValueType (reference §3.1 MeterValues)."""
     found = {_sample_trigger(sampled) for sampled in meter_value.get("sampledValue", ())}
     return next((reason for reason in _TRIGGER_PRECEDENCE if reason in found), "MeterValuePeriodic")
-
-
-# --- vendor repairs, before 1.6 schema validation -----------------------------------
-
-
-# The request key holding MeterValue elements, and the units its 1.6 schema accepts.
-_REPAIRABLE: Final = {"meterValue": _UNITS_V16_METER_VALUES, "transactionData": _UNITS_V16}
-# A unit's schema spelling by casefold; "celcius" becomes the correct spelling, which 1.6
-# also accepts (the typo "Celcius" itself is valid, so never rewritten).
-_SPELLING: Final = {unit.casefold(): unit for unit in _UNITS_V16_METER_VALUES} | {
-    "celcius": "Celsius"
-}
-_HERTZ: Final = frozenset({"hz", "hertz"})
-
-
-def repair_meter_payload(payload: Payload, quirks: MeterQuirks) -> tuple[Payload, tuple[str, ...]]:
-    """Apply the enabled vendor quirks to every sampled value of a 1.6 MeterValues
-    (``meterValue``) or StopTransaction (``transactionData``) request.
-
-    Returns the repaired payload, or ``payload`` itself when no rule applied, and the
-    rules applied (MeterQuirks field names), one per sample per rule. Anything
-    malformed is left as it is, for the schema validator to refuse.
-    """
-    if not isinstance(payload, dict):
-        return payload, ()
-    keys = [key for key in _REPAIRABLE if isinstance(payload.get(key), list)]
-    if not keys:
-        return payload, ()
-    key = keys[0]
-    units = _REPAIRABLE[key]
-    applied: list[str] = []
-    repaired = [_repair_element(element, quirks, units, applied) for element in payload[key]]
-    if not applied:
-        return payload, ()
-    return {**payload, key: repaired}, tuple(applied)
-
-
-def _repair_element(
-    element: object, quirks: MeterQuirks, units: frozenset[str], applied: list[str]
-) -> object:
-    if not isinstance(element, dict) or not isinstance(element.get("sampledValue"), list):
-        return element
-    samples = element["sampledValue"]
-    repaired = [_repair_sample(sample, quirks, units, applied) for sample in samples]
-    if all(new is old for new, old in zip(repaired, samples, strict=True)):
-        return element
-    return {**element, "sampledValue": repaired}
-
-
-def _repair_sample(
-    sample: object, quirks: MeterQuirks, units: frozenset[str], applied: list[str]
-) -> object:
-    if not isinstance(sample, dict):
-        return sample
-    fixed = dict(sample)
-    rules: list[str] = []
-    value = fixed.get("value")
-    if quirks.numeric_values and not isinstance(value, bool) and isinstance(value, int | float):
-        try:
-            fixed["value"] = _decimal_text(_decimal(value))
-            rules.append("numeric_values")
-        except UnconvertibleSample:
-            pass
-    measurand = fixed.get("measurand", _DEFAULT_MEASURAND)
-    unit = fixed.get("unit")
-    if quirks.unit_spelling and isinstance(unit, str) and unit not in units:
-        spelled = _SPELLING.get(unit.casefold())
-        if spelled in units:  # "Hertz" is not, in StopTransaction
-            fixed["unit"] = spelled
-        elif unit.casefold() in _HERTZ and measurand == _FREQUENCY:
-            del fixed["unit"]  # 1.6 Frequency is in Hertz by definition [16 §7.31]
-        if fixed.get("unit") != unit:
-            rules.append("unit_spelling")
-    is_energy = isinstance(measurand, str) and measurand.startswith("Energy.")
-    if quirks.energy_kwh_as_wh and is_energy and fixed.get("unit", "Wh") == "Wh":
-        fixed["unit"] = "kWh"
-        rules.append("energy_kwh_as_wh")
-    if not rules:
-        return sample
-    applied.extend(rules)
-    return fixed

@@ -72,7 +72,7 @@ class MeterQuirks:
     Refusing a MeterValues or StopTransaction for a cosmetic fault would lose billing
     data (a charger resends a refused transaction message a few times, then discards
     it), so the gateway normalises these instead, and counts each repair. The field
-    names are the rule names: ``gateway.translate.meter_values.repair_meter_payload``
+    names are the rule names: ``gateway.translate.meter_repair.repair_meter_payload``
     reports them, and they label the ``ocpp_gateway_meter_normalisations_total`` metric.
     """
 

@@ -26,12 +26,12 @@ from ocpp.v201.enums import MeasurandEnumType
 
 from gateway.ocppj import Payload, Version
 from gateway.schemas import Kind, validate
+from gateway.translate.meter_repair import repair_meter_payload
 from gateway.translate.meter_values import (
     MeterConversion,
     UnconvertibleSample,
     meter_value_to_v16,
     meter_values_to_v201,
-    repair_meter_payload,
     sampled_value_to_v16,
     sampled_value_to_v201,
     trigger_reason_for,

@@ -144,10 +144,8 @@ class OutboxCourier:
                 return message
         return None
 
-    def pending(self, transaction_id: str | None = None) -> int:
-        """Undelivered messages (of one transaction, when given)."""
-        if transaction_id is None:
-            return len(self._queue)
+    def pending(self, transaction_id: str) -> int:
+        """Undelivered messages of one transaction (GetTransactionStatus, E14)."""
         return sum(1 for message in self._queue if message.transaction_id == transaction_id)
 
     def pending_transaction_messages(self) -> int:

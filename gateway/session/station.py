@@ -28,17 +28,14 @@ class StationState:
     remote_starts: list[Payload] = field(default_factory=list)
     charging_profiles: list[Payload] = field(default_factory=list)
 
-    @classmethod
-    def from_record(cls, record: StationRecord) -> StationState:
-        return cls(
-            station_id=record.station_id,
-            boot=dict(record.boot),
-            registration=record.registration,
-            connector_errors=dict(record.connector_errors),
-            connector_statuses=dict(record.connector_statuses),
-            remote_starts=list(record.remote_starts),
-            charging_profiles=list(record.charging_profiles),
-        )
+    def load(self, record: StationRecord) -> None:
+        """Take over the stored record (in place: the session's parts share this object)."""
+        self.boot = dict(record.boot)
+        self.registration = record.registration
+        self.connector_errors = dict(record.connector_errors)
+        self.connector_statuses = dict(record.connector_statuses)
+        self.remote_starts = list(record.remote_starts)
+        self.charging_profiles = list(record.charging_profiles)
 
     @property
     def registered(self) -> bool:

@@ -80,6 +80,8 @@ class Gateway:
             offline_mode=settings.offline_mode,
             offline_grace=settings.offline_grace,
             offline_authorization=settings.offline_authorization,
+            immediate_reset=settings.immediate_reset.capitalize(),
+            max_frame_bytes=settings.max_frame_bytes,
         )
         self._pruning: asyncio.Task[None] | None = None
 

@@ -49,6 +49,7 @@ LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error")
 LOG_FORMATS: tuple[str, ...] = ("text", "json")
 OFFLINE_MODES: tuple[str, ...] = ("buffer", "mirror")
 OFFLINE_AUTHORIZATIONS: tuple[str, ...] = ("cache", "accept", "reject")
+IMMEDIATE_RESETS: tuple[str, ...] = ("soft", "hard")
 STATE_SCHEMES: tuple[str, ...] = ("sqlite", "redis", "rediss", "memory")
 UPSTREAM_SCHEMES: tuple[str, ...] = ("ws", "wss")
 
@@ -183,6 +184,7 @@ class Settings:
     offline_mode: str = "buffer"
     offline_grace: float = 60.0
     offline_authorization: str = "cache"
+    immediate_reset: str = "soft"
     evse_layouts: tuple[EvseLayout, ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -407,6 +409,13 @@ SETTINGS_FLAGS: tuple[SettingSpec, ...] = (
         choices=OFFLINE_AUTHORIZATIONS,
         help="idTags while the CSMS is unreachable: 'cache' accepts those the CSMS accepted "
         "before, 'accept' accepts all, 'reject' rejects all",
+    ),
+    SettingSpec(
+        name="immediate_reset",
+        metavar="TYPE",
+        choices=IMMEDIATE_RESETS,
+        help="1.6 Reset type for a CSMS Reset(Immediate): 'soft' ends transactions first, "
+        "as 2.0.1 B12.FR.04 requires; 'hard' restarts at once",
     ),
 )
 

@@ -25,10 +25,10 @@ def coverage_markdown() -> str:
         "dispatch table (`gateway/translate/dispatch.py`) and the official schema sets "
         "in the `ocpp` package.\n",
         "- **translated**: converted field by field and forwarded; the answer is converted back.",
-        "- **transaction state**: handled by the session's transaction desk with the "
-        "station's transaction state; charger messages the CSMS must see are written to "
-        "the durable outbox before the charger is answered, and replayed in order (flagged "
-        "offline) after an outage.",
+        "- **session**: handled by the session with the station's state (transactions, "
+        "configuration, installed profiles); charger messages the CSMS must see are "
+        "written to the durable outbox before the charger is answered, and replayed in "
+        "order (flagged offline) after an outage.",
         "- **NotSupported**: a real action of the sender's version with no translation "
         "(yet): answered with CALLERROR NotSupported, nothing is forwarded.",
         "- Before the CSMS accepts the BootNotification (2.0.1 B01.FR.08), charger "
@@ -43,7 +43,7 @@ def coverage_markdown() -> str:
         for action in sorted(known_actions(version)):
             desk = SESSION_ROUTES.get((direction, action))
             if desk is not None:
-                lines.append(f"| {action} | {desk.target} | transaction state: {desk.note} |")
+                lines.append(f"| {action} | {desk.target} | session: {desk.note} |")
                 continue
             route = ROUTES.get((direction, action))
             if route is None:
@@ -53,7 +53,8 @@ def coverage_markdown() -> str:
             if direction is Direction.CHARGER_TO_CSMS and route.before_accepted is not None:
                 same = route.before_accepted is route.request
                 note = " (also before acceptance)" if same else " (*held* before acceptance)"
-            lines.append(f"| {action} | {route.target} | translated{note} |")
+            target = " / ".join((route.target, *route.also))
+            lines.append(f"| {action} | {target} | translated{note} |")
         lines.append("")
     return "\n".join(lines)
 

@@ -9,7 +9,9 @@ The files, all required:
 
 * ``error_codes.toml``: 1.6 ChargePointErrorCode -> 2.0.1 NotifyEvent component/variable;
 * ``id_tokens.toml``: rules inferring a 2.0.1 IdTokenEnumType from a 1.6 idTag;
-* ``meter_quirks.toml``: which vendor meter-value bugs are repaired, per vendor/model.
+* ``meter_quirks.toml``: which vendor meter-value bugs are repaired, per vendor/model;
+* ``device_model.toml`` and ``vendors/*.toml``: 1.6 configuration keys as 2.0.1
+  components and variables (loaded by ``gateway.variable_mappings``).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from gateway.translate.tables import (
     VendorIdTokenRules,
     VendorMeterQuirks,
 )
+from gateway.variable_mappings import DeviceModelError, load_device_model
 
 ERROR_CODES_FILE = "error_codes.toml"
 ID_TOKENS_FILE = "id_tokens.toml"
@@ -148,12 +151,18 @@ def load_tables(directory: Path | None = None) -> TranslationTables:
     quirks_raw = _read_toml(root / METER_QUIRKS_FILE)
     id_tokens, vendor_id_tokens = _token_rules(root / ID_TOKENS_FILE, tokens_raw)
     meter_quirks, vendor_meter_quirks = _meter_quirks(root / METER_QUIRKS_FILE, quirks_raw)
+    try:
+        device_model, vendor_device_models = load_device_model(root)
+    except DeviceModelError as exc:
+        raise MappingError(str(exc)) from None
     return TranslationTables(
         error_events=_error_events(root / ERROR_CODES_FILE, errors_raw),
         id_tokens=id_tokens,
         vendor_id_tokens=vendor_id_tokens,
         meter_quirks=meter_quirks,
         vendor_meter_quirks=vendor_meter_quirks,
+        device_model=device_model,
+        vendor_device_models=vendor_device_models,
     )
 
 

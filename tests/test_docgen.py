@@ -24,5 +24,7 @@ def test_coverage_lists_every_route_as_translated() -> None:
     text = DOCS["coverage.md"]()
     for action in ("BootNotification", "Heartbeat", "Authorize"):
         assert f"| {action} | {action} | translated" in text
-    assert "| StartTransaction | TransactionEvent | transaction state:" in text
-    assert "| GetVariables | – | NotSupported |" in text
+    assert "| StartTransaction | TransactionEvent | session:" in text
+    assert "| GetVariables | GetConfiguration | session:" in text
+    assert "| TriggerMessage | TriggerMessage / ExtendedTriggerMessage | translated |" in text
+    assert "| SetNetworkProfile | – | NotSupported |" in text

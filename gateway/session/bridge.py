@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from dataclasses import replace as dataclass_replace
 from datetime import UTC, datetime
 
 from gateway import schemas
@@ -45,6 +46,7 @@ from gateway.ocppj import (
 from gateway.schemas import Kind
 from gateway.session.authorization import OfflineAuthorizer
 from gateway.session.calls import OutgoingCalls
+from gateway.session.device_model import DeviceModelDesk, DeviceModelLimits
 from gateway.session.links import ChargerLink, CsmsLink, FrameObserver, Side, TraceEvent
 from gateway.session.outbox import OutboxCourier
 from gateway.session.remote_control import RemoteControl
@@ -57,14 +59,18 @@ from gateway.translate.layout import EvseLayout
 from gateway.translate.meter_repair import repair_meter_payload
 from gateway.translate.tables import TranslationTables
 from gateway.translate.types import (
+    AuthorizationCacheCleared,
     AuthorizationSeen,
+    BootReasonExpected,
     ConnectorErrorChanged,
     Context,
     Direction,
     Effect,
+    MessageTriggered,
     OutboundCall,
     RegistrationChanged,
     RequestConverter,
+    ResetScheduled,
 )
 
 log = logging.getLogger(__name__)
@@ -90,6 +96,8 @@ class SessionSettings:
     offline_mode: str = "buffer"  # buffer | mirror
     offline_grace: float = 60.0
     offline_authorization: str = "cache"
+    immediate_reset: str = "Soft"  # 1.6 Reset type for a 2.0.1 Reset(Immediate)
+    max_frame_bytes: int = 1048576
 
 
 class TranslatingSession:
@@ -119,6 +127,7 @@ class TranslatingSession:
         self._state = StationState(self.station_id)
         self._record_dirty = False  # station record changed since it was last stored
         self._authorizations_seen: list[tuple[str, Payload]] = []  # for the cache
+        self._authorizations_cleared = False  # ClearCache accepted: empty the cache
         self._boot_wanted = False  # the charger spoke, and no boot is on record
         self._boot_requested = False
         self._event_ids = 0
@@ -174,6 +183,18 @@ class TranslatingSession:
             context=self._context,
             check_charger_answer=self._check_charger_answer,
         )
+        device = DeviceModelDesk(
+            station=self._state,
+            tables=tables,
+            layout=self._layout,
+            to_charger=self._to_charger,
+            context=self._context,
+            check_charger_answer=self._check_charger_answer,
+            limits=DeviceModelLimits(
+                message_timeout=settings.response_timeout,
+                bytes_per_message=settings.max_frame_bytes,
+            ),
+        )
         self._desk_handlers: dict[tuple[Direction, str], Callable[[Payload], Awaitable[Reply]]] = {
             (Direction.CHARGER_TO_CSMS, "StartTransaction"): desk.start_transaction,
             (Direction.CHARGER_TO_CSMS, "MeterValues"): desk.meter_values,
@@ -186,6 +207,10 @@ class TranslatingSession:
             (Direction.CSMS_TO_CHARGER, "RequestStopTransaction"): remote.request_stop_transaction,
             (Direction.CSMS_TO_CHARGER, "GetTransactionStatus"): remote.get_transaction_status,
             (Direction.CSMS_TO_CHARGER, "GetChargingProfiles"): remote.get_charging_profiles,
+            (Direction.CSMS_TO_CHARGER, "GetVariables"): device.get_variables,
+            (Direction.CSMS_TO_CHARGER, "SetVariables"): device.set_variables,
+            (Direction.CSMS_TO_CHARGER, "GetBaseReport"): device.get_base_report,
+            (Direction.CSMS_TO_CHARGER, "GetReport"): device.get_report,
         }
         assert self._desk_handlers.keys() == SESSION_ROUTES.keys()
 
@@ -261,10 +286,12 @@ class TranslatingSession:
                 await self._store.put_station(self._state.record())
             except StateError:
                 log.exception("cannot store the station record")
-        if self._authorizations_seen:
+        if self._authorizations_seen or self._authorizations_cleared:
             seen, self._authorizations_seen = self._authorizations_seen, []
+            cleared, self._authorizations_cleared = self._authorizations_cleared, False
+            change = Change(authorizations=tuple(seen), clear_authorizations=cleared)
             try:
-                await self._store.commit(self.station_id, Change(authorizations=tuple(seen)))
+                await self._store.commit(self.station_id, change)
             except StateError:
                 log.exception("cannot update the authorization cache")
 
@@ -345,6 +372,25 @@ class TranslatingSession:
                 await self._store_station()
                 await self._answer(Side.CHARGER, call, reply)
             await self._send_followups(then)
+            await self._reset_when_idle()
+
+    async def _reset_when_idle(self) -> None:
+        """A Reset(OnIdle) answered Scheduled goes to the charger as Reset(Soft) once its
+        last transaction has ended (2.0.1 B12.FR.03, reference §2.5)."""
+        if not self._state.reset_scheduled or self._desk.open_transactions:
+            return
+        self._state.reset_scheduled = False
+        self._record_dirty = True
+        try:
+            result = await self._to_charger.call("Reset", {"type": "Soft"})
+            self._check_charger_answer("Reset", result)
+        except GatewayError as exc:
+            log.warning("the scheduled Reset(Soft) failed: %s", exc.description)
+        else:
+            log.info("scheduled reset sent: the charger answered %s", result["status"])
+            if result["status"] == "Accepted":
+                self._state.boot_reason = "RemoteReset"
+        await self._store_station()
 
     async def _work_csms_calls(self) -> None:
         while True:
@@ -352,9 +398,11 @@ class TranslatingSession:
             try:
                 reply, then = await self._translate_call(Direction.CSMS_TO_CHARGER, call)
             except GatewayError as exc:
+                await self._store_station()
                 if epoch == self._csms_epoch:
                     await self._answer_error(Side.CSMS, call, exc)
                 continue
+            await self._store_station()  # e.g. the boot reason a Reset leads to
             if epoch != self._csms_epoch:
                 log.info(
                     "dropping the answer to %s: asked on a closed CSMS connection", call.action
@@ -493,12 +541,17 @@ class TranslatingSession:
             raise GatewayError(f"the {side} answered {action} invalidly: {exc}") from exc
 
     def _context(self) -> Context:
+        open_transactions = {
+            record.connector_id: _authorized(record.id_tag_info)
+            for record in self._desk.open_transactions
+        }
         return Context(
             station_id=self.station_id,
             tables=self._tables,
             layout=self._layout,
-            station=self._state.view(),
+            station=dataclass_replace(self._state.view(), open_transactions=open_transactions),
             next_event_id=self._next_event_id,
+            immediate_reset=self._settings.immediate_reset,
         )
 
     def _next_event_id(self) -> int:
@@ -512,6 +565,7 @@ class TranslatingSession:
             match effect:
                 case RegistrationChanged(status=status, boot=boot):
                     self._state.boot, self._state.registration = boot, status
+                    self._state.boot_reason = ""  # spent on this boot
                     self._record_dirty = True
                     self._courier.wake()  # accepted: the outbox may go up now
                 case ConnectorErrorChanged(connector_id=connector, error_code=code):
@@ -519,6 +573,22 @@ class TranslatingSession:
                     self._record_dirty = True
                 case AuthorizationSeen(id_tag=id_tag, info=info):
                     self._authorizations_seen.append((id_tag, info))
+                case AuthorizationCacheCleared():
+                    self._authorizations_seen.clear()
+                    self._authorizations_cleared = True
+                case BootReasonExpected(reason=reason):
+                    self._state.boot_reason = reason
+                    self._record_dirty = True
+                case ResetScheduled():
+                    self._state.reset_scheduled = True
+                    self._record_dirty = True
+                case MessageTriggered(message=message, requested=requested, connector_id=None):
+                    # Without a connector, a 1.6 charger answers for each of them.
+                    connectors = {0, *self._state.connector_statuses, *self._layout.connectors}
+                    for connector in sorted(connectors):
+                        self._state.add_trigger(message, connector, requested)
+                case MessageTriggered(message=message, requested=requested, connector_id=c):
+                    self._state.add_trigger(message, c, requested)
 
     async def _send_followups(self, then: tuple[OutboundCall, ...]) -> None:
         """After the reply: ask for a boot if needed, then send extra CALLs."""
@@ -536,9 +606,14 @@ class TranslatingSession:
         restart without state, say): ask it for a BootNotification (1.6 §5.17), once."""
         self._boot_requested = True
         try:
-            await self._to_charger.call("TriggerMessage", {"requestedMessage": "BootNotification"})
+            result = await self._to_charger.call(
+                "TriggerMessage", {"requestedMessage": "BootNotification"}
+            )
         except GatewayError as exc:
             log.warning("the charger did not take TriggerMessage(BootNotification): %s", exc)
+            return
+        if result.get("status") == "Accepted":
+            self._state.boot_reason = "Triggered"  # what the boot goes up with
 
     # --- frames out -----------------------------------------------------------------
 
@@ -583,3 +658,9 @@ class TranslatingSession:
     def _observe(self, side: Side, direction: str, text: str) -> None:
         if self._observer is not None:
             self._observer(TraceEvent(self.station_id, side, direction, text))
+
+
+def _authorized(id_tag_info: Payload | None) -> bool:
+    """Whether a transaction counts as authorized (2.0.1 F05.FR.02): its idTag was
+    accepted, or is still being checked (no answer yet)."""
+    return id_tag_info is None or id_tag_info.get("status") == "Accepted"

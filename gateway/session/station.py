@@ -16,6 +16,7 @@ from gateway.translate.types import StationView
 # A forwarded RequestStartTransaction the charger never acted on must not match a
 # much later StartTransaction; bound the list so a chatty CSMS cannot grow it.
 MAX_REMOTE_STARTS = 16
+MAX_TRIGGERS = 16  # TriggerMessages accepted and not yet answered by the charger
 
 
 @dataclass(slots=True)
@@ -27,6 +28,11 @@ class StationState:
     connector_statuses: dict[int, str] = field(default_factory=dict)
     remote_starts: list[Payload] = field(default_factory=list)
     charging_profiles: list[Payload] = field(default_factory=list)
+    boot_reason: str = ""  # BootReasonEnumType of the next boot; "": PowerUp
+    reset_scheduled: bool = False  # Reset(Soft) once the last transaction ends
+    # (1.6 action, 1.6 connectorId or None: any, 2.0.1 requestedMessage): in memory
+    # only, a trigger is answered within seconds or not at all.
+    triggers: list[tuple[str, int | None, str]] = field(default_factory=list)
 
     def load(self, record: StationRecord) -> None:
         """Take over the stored record (in place: the session's parts share this object)."""
@@ -36,6 +42,8 @@ class StationState:
         self.connector_statuses = dict(record.connector_statuses)
         self.remote_starts = list(record.remote_starts)
         self.charging_profiles = list(record.charging_profiles)
+        self.boot_reason = record.boot_reason
+        self.reset_scheduled = record.reset_scheduled
 
     @property
     def registered(self) -> bool:
@@ -50,14 +58,20 @@ class StationState:
             connector_statuses=dict(self.connector_statuses),
             remote_starts=tuple(self.remote_starts),
             charging_profiles=tuple(self.charging_profiles),
+            boot_reason=self.boot_reason,
+            reset_scheduled=self.reset_scheduled,
         )
 
     def view(self) -> StationView:
-        """What converters may know of the station: who made it, and its raised faults."""
+        """What converters may know of the station: who made it, its registration, the
+        state of its connectors. (Open transactions are the desk's; the bridge adds them.)"""
         return StationView(
             vendor=self.boot.get("chargePointVendor"),
             model=self.boot.get("chargePointModel"),
             connector_errors=dict(self.connector_errors),
+            registration=self.registration,
+            connector_statuses=dict(self.connector_statuses),
+            boot_reason=self.boot_reason or "PowerUp",
         )
 
     def set_connector_error(self, connector_id: int, error_code: str | None) -> None:
@@ -66,6 +80,20 @@ class StationState:
             self.connector_errors.pop(connector_id, None)
         else:
             self.connector_errors[connector_id] = error_code
+
+    def add_trigger(self, message: str, connector_id: int | None, requested: str) -> None:
+        """The charger accepted a TriggerMessage for ``message`` (1.6 action)."""
+        self.triggers.append((message, connector_id, requested))
+        del self.triggers[:-MAX_TRIGGERS]
+
+    def take_trigger(self, message: str, connector_id: int) -> str | None:
+        """The 2.0.1 requestedMessage a received ``message`` answers, removed; None when
+        the charger sent it on its own."""
+        for index, (action, connector, requested) in enumerate(self.triggers):
+            if action == message and connector in (None, connector_id):
+                del self.triggers[index]
+                return requested
+        return None
 
     def add_remote_start(self, remote_start: Payload) -> None:
         self.remote_starts.append(remote_start)

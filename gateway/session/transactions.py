@@ -347,6 +347,13 @@ class TransactionDesk:
                 log.warning("MeterValues for unknown or ended transaction %s", legacy_id)
         elif connector > 0:
             record = self._open.get(connector)  # §3.1 case B: a transaction is open there
+        trigger = (
+            self._station.take_trigger("MeterValues", connector) if _triggered(request) else None
+        )
+        if trigger == "MeterValues":
+            # 2.0.1 F06: TriggerMessage(MeterValues) is answered by a MeterValuesRequest,
+            # even during a transaction (TransactionEvent is its own trigger).
+            record = None
         first = request["meterValue"][0]["timestamp"]
         if record is None:
             payload, dropped = meter_values_request_from_meter_values(request, ctx)
@@ -381,9 +388,13 @@ class TransactionDesk:
         connector, status = request["connectorId"], request["status"]
         previous = self._station.connector_statuses.get(connector)
         self._station.connector_statuses[connector] = status
+        # A triggered status goes up even unchanged: the CSMS asked for it (2.0.1 F06).
+        triggered = self._station.take_trigger("StatusNotification", connector) is not None
         messages: list[OutboxMessage] = []
         if outcome.forward is not None and (
-            previous is None or core.CONNECTOR_STATUS[previous] != core.CONNECTOR_STATUS[status]
+            triggered
+            or previous is None
+            or core.CONNECTOR_STATUS[previous] != core.CONNECTOR_STATUS[status]
         ):
             messages.append(OutboxMessage(outcome.forward.action, outcome.forward.payload))
         records: tuple[TransactionRecord, ...] = ()
@@ -496,3 +507,12 @@ class TransactionDesk:
 
 def _stop_reply(tag_info: Payload | None) -> Payload:
     return {} if tag_info is None else {"idTagInfo": tag_info}
+
+
+def _triggered(request: Payload) -> bool:
+    """Whether 1.6 MeterValues answer a TriggerMessage: their samples say so."""
+    return any(
+        sample.get("context") == "Trigger"
+        for value in request["meterValue"]
+        for sample in value["sampledValue"]
+    )

@@ -6,14 +6,18 @@ by the ``ocpp`` package. Nothing here may import from ``gateway`` outside ``gate
 """
 
 from gateway.sim.charger import ChargerSim
+from gateway.sim.configuration import ChargerConfiguration, ConfigKey, standard_configuration
 from gateway.sim.csms import CsmsSim, Received
 from gateway.sim.wire import CallErrorReceived, SchemaValidator, SchemaViolation
 
 __all__ = [
     "CallErrorReceived",
+    "ChargerConfiguration",
     "ChargerSim",
+    "ConfigKey",
     "CsmsSim",
     "Received",
     "SchemaValidator",
     "SchemaViolation",
+    "standard_configuration",
 ]

@@ -164,6 +164,17 @@ class ChargerSim:
             reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
 
+    async def reboot(self, **boot_kwargs: Any) -> JsonObject:
+        """Reboot: close the websocket (1000), reconnect to :attr:`url`, send BootNotification.
+
+        ``boot_kwargs`` go to :meth:`boot` (vendor, model and optional fields; its defaults
+        otherwise). Returns the BootNotification answer. Works whether or not the charger
+        is connected; recorded calls and violations are kept across the reboot.
+        """
+        await self.close(1000)
+        await self.connect()
+        return await self.boot(**boot_kwargs)
+
     async def __aenter__(self) -> Self:
         await self.connect()
         return self

@@ -40,6 +40,12 @@ class StationRecord:
     # Charging profiles the gateway installed on the charger (2.0.1 form), each
     # {"evseId": int, "chargingProfile": ChargingProfileType}, for GetChargingProfiles.
     charging_profiles: tuple[Payload, ...] = ()
+    # 2.0.1 BootReasonEnumType for the charger's next BootNotification ("": PowerUp),
+    # e.g. RemoteReset after a Reset it accepted: the boot comes on a new connection.
+    boot_reason: str = ""
+    # A Reset(OnIdle) answered Scheduled: Reset(Soft) goes to the charger once its
+    # last transaction has ended (2.0.1 B12.FR.03), after a restart too.
+    reset_scheduled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +98,8 @@ class Change:
     delivered: tuple[int, ...] = ()  # outbox positions the CSMS answered: removed
     # Authorization cache (2.0.1 C10): idToken string -> last idTokenInfo from the CSMS.
     authorizations: tuple[tuple[str, Payload], ...] = ()
+    # ClearCache (2.0.1 C11): the station's cache entries are removed first.
+    clear_authorizations: bool = False
 
 
 class Store(Protocol):

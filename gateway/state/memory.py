@@ -111,6 +111,9 @@ class MemoryStore:
             positions.append(position)
         for position in change.delivered:
             outbox.pop(position, None)
+        if change.clear_authorizations:
+            for cached in [k for k in self._authorizations if k[0] == station_id]:
+                del self._authorizations[cached]
         self._authorizations.update(authorizations)
         return tuple(positions)
 

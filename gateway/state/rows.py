@@ -25,6 +25,8 @@ STATION_COLUMNS: Final = (
     "connector_statuses",
     "remote_starts",
     "charging_profiles",
+    "boot_reason",
+    "reset_scheduled",
 )
 
 #: Columns of ``txn``: the TransactionRecord fields, in declaration order.
@@ -89,11 +91,14 @@ def station_row(record: StationRecord) -> Row:
         _dump_connectors(record.connector_statuses),
         orjson.dumps(record.remote_starts),
         orjson.dumps(record.charging_profiles),
+        record.boot_reason,
+        int(record.reset_scheduled),
     )
 
 
 def station_record(row: Row) -> StationRecord:
-    station_id, boot, registration, errors, statuses, remote_starts, profiles = row
+    (station_id, boot, registration, errors, statuses, remote_starts, profiles,
+     boot_reason, reset_scheduled) = row  # fmt: skip
     return StationRecord(
         station_id,
         load_payload(boot),
@@ -102,6 +107,8 @@ def station_record(row: Row) -> StationRecord:
         connector_statuses=_load_connectors(statuses),
         remote_starts=tuple(orjson.loads(remote_starts)),
         charging_profiles=tuple(orjson.loads(profiles)),
+        boot_reason=boot_reason,
+        reset_scheduled=bool(reset_scheduled),
     )
 
 

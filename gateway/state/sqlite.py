@@ -103,6 +103,11 @@ _MIGRATIONS: Final = (
         PRIMARY KEY (station_id, id_token_folded)
     );
     """,
+    # 7: the reason of the next boot, a Reset(OnIdle) waiting for the last transaction
+    """
+    ALTER TABLE station ADD COLUMN boot_reason TEXT NOT NULL DEFAULT '';
+    ALTER TABLE station ADD COLUMN reset_scheduled INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 _STATION_COLUMNS: Final = ", ".join(rows.STATION_COLUMNS)
@@ -125,6 +130,7 @@ _APPEND: Final = (
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
 _DELIVERED: Final = "DELETE FROM outbox WHERE station_id = ? AND position = ?"
+_CLEAR_AUTHORIZATIONS: Final = "DELETE FROM auth_cache WHERE station_id = ?"
 _PUT_AUTHORIZATION: Final = _upsert(
     "auth_cache",
     ("station_id", "id_token_folded", "info", "updated_at"),
@@ -231,6 +237,8 @@ class SqliteStore:
             ]
 
             def apply(db: sqlite3.Connection) -> tuple[int, ...]:
+                if change.clear_authorizations:
+                    db.execute(_CLEAR_AUTHORIZATIONS, (station_id,))
                 if station_row is not None:
                     db.execute(_PUT_STATION, station_row)
                 db.executemany(_PUT_TRANSACTION, transactions)
@@ -239,7 +247,8 @@ class SqliteStore:
                 db.executemany(_PUT_AUTHORIZATION, authorizations)
                 return positions
 
-            if change.append or change.station is not None or change.transactions:
+            durable = change.station is not None or change.clear_authorizations
+            if change.append or change.transactions or durable:
                 return _atomically(db, apply)
             # Only deliveries and cache entries: losing them to a power cut means a
             # message is delivered twice (at least once, same payload) or a cache entry

@@ -52,8 +52,9 @@ def boot_notification_req(payload: Payload, ctx: Context) -> Outcome:
     serial = payload.get("chargePointSerialNumber", payload.get("chargeBoxSerialNumber"))
     if serial is not None:
         station["serialNumber"] = serial
-    # 1.6 gives no boot reason; PowerUp is the only one a 1.6 boot always implies.
-    forward = {"reason": "PowerUp", "chargingStation": station}
+    # 1.6 gives no boot reason: the session knows it when the gateway caused the boot
+    # (RemoteReset after a Reset, Triggered after a TriggerMessage), else PowerUp.
+    forward = {"reason": ctx.station.boot_reason, "chargingStation": station}
     return Outcome(forward=OutboundCall("BootNotification", forward))
 
 

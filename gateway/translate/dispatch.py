@@ -2,6 +2,13 @@
 
 Layer: translate (sans-I/O).
 
+The pure converters live in ``translate.core`` (BootNotification, Heartbeat,
+StatusNotification, Authorize, DataTransfer) and ``translate.operations`` (the CSMS's
+remote operations: Reset, ChangeAvailability, UnlockConnector, TriggerMessage,
+ClearCache). A route forwards ``target``, or one of the actions in ``also`` when the
+request needs it (TriggerMessage for a certificate goes as the 1.6 security
+extension's ExtendedTriggerMessage).
+
 Actions whose translation depends on the station's transaction state (and, charger to
 CSMS, goes through the durable outbox) are handled by the session's transaction desk
 (``gateway.session.transactions``) with the pure converters of ``translate.transactions``
@@ -19,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from gateway.translate import core
+from gateway.translate import core, operations
 from gateway.translate.types import Direction, RequestConverter, ResultConverter
 
 CHARGER_TO_CSMS: Final = Direction.CHARGER_TO_CSMS
@@ -34,13 +41,15 @@ class Route:
     ``result`` converts that side's answer into the reply. ``before_accepted`` handles
     the action while the CSMS has not accepted the station's BootNotification (2.0.1
     B01.FR.08 forbids forwarding it); None means the gateway refuses it with
-    SecurityError, as a 2.0.1 CSMS would (B02.FR.09).
+    SecurityError, as a 2.0.1 CSMS would (B02.FR.09). ``also`` names the other actions
+    ``request`` may forward instead of ``target``, for some requests.
     """
 
     target: str  # the action sent to the other side, for docs and metrics
     request: RequestConverter
     result: ResultConverter
     before_accepted: RequestConverter | None = None
+    also: tuple[str, ...] = ()  # other actions request may forward
 
 
 ROUTES: Final[dict[tuple[Direction, str], Route]] = {
@@ -67,6 +76,24 @@ ROUTES: Final[dict[tuple[Direction, str], Route]] = {
     ),
     (CSMS_TO_CHARGER, "DataTransfer"): Route(
         "DataTransfer", core.data_transfer_from_csms_req, core.data_transfer_from_csms_conf
+    ),
+    (CSMS_TO_CHARGER, "Reset"): Route("Reset", operations.reset_req, operations.reset_conf),
+    (CSMS_TO_CHARGER, "ChangeAvailability"): Route(
+        "ChangeAvailability",
+        operations.change_availability_req,
+        operations.change_availability_conf,
+    ),
+    (CSMS_TO_CHARGER, "UnlockConnector"): Route(
+        "UnlockConnector", operations.unlock_connector_req, operations.unlock_connector_conf
+    ),
+    (CSMS_TO_CHARGER, "TriggerMessage"): Route(
+        "TriggerMessage",
+        operations.trigger_message_req,
+        operations.trigger_message_conf,
+        also=("ExtendedTriggerMessage",),  # SignChargingStationCertificate (SEC §6.16)
+    ),
+    (CSMS_TO_CHARGER, "ClearCache"): Route(
+        "ClearCache", operations.clear_cache_req, operations.clear_cache_conf
     ),
 }
 
@@ -105,5 +132,21 @@ SESSION_ROUTES: Final[dict[tuple[Direction, str], SessionRoute]] = {
     ),
     (CSMS_TO_CHARGER, "GetChargingProfiles"): SessionRoute(
         "answered by the gateway", "profiles it installed, as ReportChargingProfiles"
+    ),
+    (CSMS_TO_CHARGER, "GetVariables"): SessionRoute(
+        "GetConfiguration",
+        "one GetConfiguration for the mapped keys; gateway variables answered locally",
+    ),
+    (CSMS_TO_CHARGER, "SetVariables"): SessionRoute(
+        "ChangeConfiguration",
+        "one per item; values checked against the variable first; read-only refused",
+    ),
+    (CSMS_TO_CHARGER, "GetBaseReport"): SessionRoute(
+        "GetConfiguration",
+        "all keys read, answered, then NotifyReport (seqNo, tbc) upstream",
+    ),
+    (CSMS_TO_CHARGER, "GetReport"): SessionRoute(
+        "GetConfiguration",
+        "componentVariable and componentCriteria filters; EmptyResultSet when none match",
     ),
 }

@@ -9,18 +9,22 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TypeVar
 
+from gateway.translate.variables import DeviceModel, Tier, VendorDeviceModel, apply_vendor
+
+__all__ = [
+    "ErrorEvent",
+    "IdTokenRule",
+    "IdTokenRules",
+    "MeterQuirks",
+    "Tier",
+    "TranslationTables",
+    "VendorIdTokenRules",
+    "VendorMeterQuirks",
+]
+
 _T = TypeVar("_T")
-
-
-class Tier(StrEnum):
-    """Where in the 2.0.1 device model a reported component sits."""
-
-    STATION = "station"
-    EVSE = "evse"
-    CONNECTOR = "connector"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +121,8 @@ class TranslationTables:
     vendor_id_tokens: tuple[VendorIdTokenRules, ...] = field(default_factory=tuple)
     meter_quirks: MeterQuirks = field(default_factory=MeterQuirks)
     vendor_meter_quirks: tuple[VendorMeterQuirks, ...] = ()
+    device_model: DeviceModel = field(default_factory=lambda: DeviceModel(()))
+    vendor_device_models: tuple[VendorDeviceModel, ...] = ()
 
     def id_token_rules_for(self, vendor: str | None, model: str | None) -> IdTokenRules:
         """The most specific rules for a station: vendor+model, then vendor, then default."""
@@ -129,3 +135,9 @@ class TranslationTables:
         entries = ((e.vendor, e.model, e.quirks) for e in self.vendor_meter_quirks)
         found = _for_station(entries, vendor, model)
         return self.meter_quirks if found is None else found
+
+    def device_model_for(self, vendor: str | None, model: str | None) -> DeviceModel:
+        """The device model rows for a station: the default table with the most
+        specific vendor file (vendor+model, then vendor) applied."""
+        entries = ((e.vendor, e.model, e) for e in self.vendor_device_models)
+        return apply_vendor(self.device_model, _for_station(entries, vendor, model))

@@ -69,7 +69,47 @@ class AuthorizationSeen:
     info: Payload
 
 
-Effect = RegistrationChanged | ConnectorErrorChanged | AuthorizationSeen
+@dataclass(frozen=True, slots=True)
+class BootReasonExpected:
+    """The charger's next BootNotification goes up with this 2.0.1 BootReasonEnumType
+    (RemoteReset after a Reset it accepted, Triggered after a TriggerMessage): 1.6
+    gives no reason, and a CSMS checks it (reference §2.5)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResetScheduled:
+    """A Reset(OnIdle) answered Scheduled: the gateway sends Reset(Soft) to the charger
+    once its last transaction has ended (2.0.1 B12.FR.01/03, reference §2.5)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageTriggered:
+    """The charger accepted a TriggerMessage: its next ``message`` (from ``connector_id``,
+    None: any connector) answers the CSMS's 2.0.1 ``requested`` trigger, so it goes up
+    even if unchanged (StatusNotification) or as the message asked for (MeterValues)."""
+
+    message: str  # the 1.6 action the charger will send
+    requested: str  # the 2.0.1 MessageTriggerEnumType the CSMS asked for
+    connector_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationCacheCleared:
+    """The charger cleared its authorization cache (ClearCache, 2.0.1 C11): the
+    gateway's offline copy of the CSMS's verdicts goes too."""
+
+
+Effect = (
+    RegistrationChanged
+    | ConnectorErrorChanged
+    | AuthorizationSeen
+    | BootReasonExpected
+    | ResetScheduled
+    | MessageTriggered
+    | AuthorizationCacheCleared
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +133,12 @@ class StationView:
     vendor: str | None = None
     model: str | None = None
     connector_errors: Mapping[int, str] = field(default_factory=dict)
+    registration: str = ""  # the CSMS's last answer to the boot: Accepted | Pending | ...
+    connector_statuses: Mapping[int, str] = field(default_factory=dict)  # last 1.6 status
+    # 1.6 connectorId -> whether the open transaction there was authorized (idTagInfo
+    # Accepted): 2.0.1 UnlockConnector and Reset(OnIdle) depend on it.
+    open_transactions: Mapping[int, bool] = field(default_factory=dict)
+    boot_reason: str = "PowerUp"  # what the next BootNotification goes up with
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +153,9 @@ class Context:
     next_event_id: Callable[[], int] = field(default=lambda: 0)
     # 2.0.1 transactionIds are made by the station, never reused; UUID recommended (E01.FR.08)
     new_transaction_id: Callable[[], str] = field(default=lambda: str(uuid.uuid4()))
+    # 1.6 Reset type for a 2.0.1 Reset(Immediate): Soft ends transactions first, as
+    # B12.FR.04 requires; Hard only as an operator's choice (reference §2.5).
+    immediate_reset: str = "Soft"
 
     def now(self) -> str:
         """The current time as an OCPP dateTime: RFC 3339, UTC, milliseconds (2.0.1 §2.1.4)."""

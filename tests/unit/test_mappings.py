@@ -27,6 +27,7 @@ from gateway.translate.tables import (
     VendorIdTokenRules,
     VendorMeterQuirks,
 )
+from gateway.variable_mappings import DEVICE_MODEL_FILE, VENDORS_DIR
 
 ERROR_CODES = sorted(code.value for code in ChargePointErrorCode if code.value != "NoError")
 TOKEN_TYPES = {t.value for t in IdTokenEnumType}
@@ -35,8 +36,9 @@ TOKEN_TYPES = {t.value for t in IdTokenEnumType}
 @pytest.fixture
 def mappings(tmp_path: Path) -> Path:
     """A writable copy of the shipped mapping files, for breaking one of them."""
-    for name in (ERROR_CODES_FILE, ID_TOKENS_FILE, METER_QUIRKS_FILE):
+    for name in (ERROR_CODES_FILE, ID_TOKENS_FILE, METER_QUIRKS_FILE, DEVICE_MODEL_FILE):
         shutil.copy(default_mappings_dir() / name, tmp_path / name)
+    shutil.copytree(default_mappings_dir() / VENDORS_DIR, tmp_path / VENDORS_DIR)
     return tmp_path
 
 

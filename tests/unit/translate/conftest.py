@@ -36,16 +36,28 @@ def make_context(tables: TranslationTables) -> MakeContext:
         vendor: str | None = None,
         model: str | None = None,
         connector_errors: Mapping[int, str] | None = None,
+        registration: str = "",
+        connector_statuses: Mapping[int, str] | None = None,
+        open_transactions: Mapping[int, bool] | None = None,
+        boot_reason: str = "PowerUp",
+        immediate_reset: str = "Soft",
     ) -> Context:
         return Context(
             station_id="CP-001",
             tables=tables,
             layout=EvseLayout(layout or {}),
             station=StationView(
-                vendor=vendor, model=model, connector_errors=dict(connector_errors or {})
+                vendor=vendor,
+                model=model,
+                connector_errors=dict(connector_errors or {}),
+                registration=registration,
+                connector_statuses=dict(connector_statuses or {}),
+                open_transactions=dict(open_transactions or {}),
+                boot_reason=boot_reason,
             ),
             clock=lambda: FIXED_NOW,
             next_event_id=itertools.count(1).__next__,
+            immediate_reset=immediate_reset,
         )
 
     return make

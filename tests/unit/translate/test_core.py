@@ -1,4 +1,5 @@
-"""Tests for gateway.translate.core: golden pairs through ROUTES, plus table properties.
+"""Tests for gateway.translate.core: golden pairs through ROUTES (core and operations
+converters alike), plus table properties.
 
 The golden pairs live in ``tests/data/<Action>/<case>.json`` (format: tests/data/README.md).
 Every payload of every pair is validated against the official schema of its version.
@@ -17,10 +18,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ocpp.v16.enums import AuthorizationStatus, ChargePointErrorCode, ChargePointStatus
-from ocpp.v201.enums import AuthorizationStatusEnumType, ConnectorStatusEnumType
+from ocpp.v201.enums import (
+    AuthorizationStatusEnumType,
+    ConnectorStatusEnumType,
+    MessageTriggerEnumType,
+    StatusInfoReasonType,
+)
 
 from gateway.ocppj import Payload, Version
-from gateway.schemas import Kind, validate
+from gateway.schemas import Kind, known_actions, validate
 from gateway.translate import core
 from gateway.translate.dispatch import ROUTES
 from gateway.translate.tables import (
@@ -53,8 +59,18 @@ VERSIONS = {
 }
 
 REQUIRED_KEYS = {"description", "direction", "received", "forwarded_action", "forwarded", "reply"}
-OPTIONAL_KEYS = {"station", "answer", "then", "effects"}
-STATION_KEYS = {"vendor", "model", "connector_errors", "layout"}
+OPTIONAL_KEYS = {"station", "immediate_reset", "answer", "then", "effects"}
+STATION_KEYS = {
+    "vendor",
+    "model",
+    "connector_errors",
+    "layout",
+    "registration",
+    "connector_statuses",
+    "open_transactions",
+    "boot_reason",
+}
+REASON_CODES = {reason.value for reason in StatusInfoReasonType}
 
 ERROR_CODES = sorted(code.value for code in ChargePointErrorCode if code.value != "NoError")
 
@@ -122,6 +138,11 @@ def test_golden_pair_translates_exactly_and_every_payload_is_schema_valid(
         vendor=station.get("vendor"),
         model=station.get("model"),
         connector_errors={int(k): v for k, v in station.get("connector_errors", {}).items()},
+        registration=station.get("registration", ""),
+        connector_statuses={int(k): v for k, v in station.get("connector_statuses", {}).items()},
+        open_transactions={int(k): v for k, v in station.get("open_transactions", {}).items()},
+        boot_reason=station.get("boot_reason", "PowerUp"),
+        immediate_reset=case.get("immediate_reset", "Soft"),
     )
     received = case["received"]
     validate(sender, action, Kind.REQUEST, received)
@@ -136,7 +157,7 @@ def test_golden_pair_translates_exactly_and_every_payload_is_schema_valid(
     else:
         forwarded_action, answer = case["forwarded_action"], case["answer"]
         assert outcome.reply is None, "a forwarded CALL is replied from the answer"
-        assert route.target == forwarded_action
+        assert forwarded_action in (route.target, *route.also)
         assert outcome.forward == OutboundCall(forwarded_action, case["forwarded"])
         validate(receiver, forwarded_action, Kind.REQUEST, case["forwarded"])
         validate(receiver, forwarded_action, Kind.RESPONSE, answer)
@@ -152,6 +173,8 @@ def test_golden_pair_translates_exactly_and_every_payload_is_schema_valid(
     assert reply is not None, "every received CALL gets a reply"
     assert reply == case["reply"]
     validate(sender, action, Kind.RESPONSE, reply)
+    if "statusInfo" in reply:  # the schema allows any string of 20: check the enum
+        assert reply["statusInfo"]["reasonCode"] in REASON_CODES
     assert _calls_as_data(then) == case.get("then", [])
     for call in then:  # follow-up CALLs always go to the 2.0.1 CSMS
         validate(Version.V201, call.action, Kind.REQUEST, call.payload)
@@ -162,6 +185,27 @@ def test_every_route_has_at_least_one_golden_pair() -> None:
     """No row of ROUTES is left without a golden case in its direction."""
     covered = {(Direction(_load(path)["direction"]), path.parent.name) for path in _golden_files()}
     assert set(ROUTES) <= covered, set(ROUTES) - covered
+
+
+def test_every_alternative_target_is_a_real_action_with_a_golden_pair() -> None:
+    """Each action in a route's ``also`` exists for the receiver and is forwarded by a case."""
+    forwarded = {
+        (Direction(case["direction"]), path.parent.name, case["forwarded_action"])
+        for path in _golden_files()
+        for case in [_load(path)]
+    }
+    for (direction, action), route in ROUTES.items():
+        _, receiver = VERSIONS[direction]
+        for target in route.also:
+            assert target in known_actions(receiver), target
+            assert (direction, action, target) in forwarded, (action, target)
+
+
+@pytest.mark.parametrize("requested", [m.value for m in MessageTriggerEnumType])
+def test_every_2_0_1_trigger_has_a_golden_pair(requested: str) -> None:
+    """Each MessageTriggerEnumType value is pinned by at least one TriggerMessage case."""
+    cases = [_load(path) for path in sorted(DATA.glob("TriggerMessage/*.json"))]
+    assert any(case["received"]["requestedMessage"] == requested for case in cases)
 
 
 # --- StatusNotification tables ------------------------------------------------------

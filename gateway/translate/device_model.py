@@ -1,0 +1,555 @@
+"""GetVariables, SetVariables, GetBaseReport and GetReport over 1.6 configuration keys.
+
+Layer: translate (sans-I/O). Facts: reference messages.md §2.18, §3.2 (ChangeConfiguration,
+GetConfiguration) and the GetBaseReport/GetReport rows of §6; 2.0.1 B05-B08.
+
+The session does the I/O: it asks these functions which 1.6 keys to read
+(:func:`get_variables_plan`), which ChangeConfiguration to send for each SetVariables item
+(:func:`set_variable_step`), and turns the charger's answers into 2.0.1 results and
+NotifyReport payloads. Every variable a station has is a :class:`Variable`: a mapping row
+placed on a component instance (the station, an EVSE, a connector), so a GetVariables
+lookup and a report walk the same list and cannot disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from gateway.ocppj import Payload
+from gateway.translate.core import CONNECTOR_STATUS
+from gateway.translate.variables import (
+    CONNECTOR_PLACEHOLDER,
+    Convert,
+    DataType,
+    DeviceModel,
+    InvalidValue,
+    Mutability,
+    StationFacts,
+    Tier,
+    VariableMapping,
+    max_limit_from_v16,
+    value_from_v16,
+    value_to_v16,
+)
+
+ACTUAL: Final = "Actual"
+# 2.0.1 B07: what a SummaryInventory reports: the state of the station's components.
+SUMMARY_VARIABLES: Final = frozenset({"AvailabilityState", "Problem", "Tripped", "Overload"})
+REPORT_BASES: Final = frozenset({"ConfigurationInventory", "FullInventory", "SummaryInventory"})
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigEntry:
+    """One 1.6 configuration key as the charger reported it (GetConfiguration.conf)."""
+
+    key: str
+    value: str | None
+    readonly: bool
+
+
+Configuration = Mapping[str, ConfigEntry]  # casefolded key -> entry (1.6 keys: CiString)
+
+
+def configuration_from(answer: Payload) -> dict[str, ConfigEntry]:
+    """The entries of a 1.6 GetConfiguration.conf, by casefolded key, charger order."""
+    entries: dict[str, ConfigEntry] = {}
+    for item in answer.get("configurationKey", ()):
+        entry = ConfigEntry(item["key"], item.get("value"), bool(item["readonly"]))
+        entries.setdefault(entry.key.casefold(), entry)
+    return entries
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceFacts:
+    """What station and gateway sources read, besides the charger's configuration."""
+
+    # (1.6 connectorId, evseId, connectorId on the EVSE), ascending: the components
+    connectors: tuple[tuple[int, int, int], ...] = ()
+    boot: Payload = field(default_factory=dict)
+    connector_statuses: Mapping[int, str] = field(default_factory=dict)
+    connector_errors: Mapping[int, str] = field(default_factory=dict)
+    charging_profiles_installed: int = 0
+    gateway: Mapping[str, str] = field(default_factory=dict)  # gateway facts by name
+    station: StationFacts = field(default_factory=StationFacts)  # from a vendor file
+
+
+@dataclass(frozen=True, slots=True)
+class Variable:
+    """A mapping row on one component instance of this station."""
+
+    row: VariableMapping
+    evse_id: int | None = None
+    connector_id: int | None = None  # on the EVSE (2.0.1)
+    legacy_connector: int | None = None  # 1.6 connectorId (0: the station)
+
+    @property
+    def key(self) -> str | None:
+        return self.row.key_for(self.legacy_connector)
+
+    def component(self) -> Payload:
+        component: Payload = {"name": self.row.component}
+        if self.row.component_instance is not None:
+            component["instance"] = self.row.component_instance
+        if self.evse_id is not None:
+            evse: Payload = {"id": self.evse_id}
+            if self.connector_id is not None:
+                evse["connectorId"] = self.connector_id
+            component["evse"] = evse
+        return component
+
+    def variable(self) -> Payload:
+        variable: Payload = {"name": self.row.variable}
+        if self.row.variable_instance is not None:
+            variable["instance"] = self.row.variable_instance
+        return variable
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """A variable's Actual attribute as read: None value with ``present`` = known to
+    exist but its value is unavailable (write-only, or unreadable charger value)."""
+
+    present: bool
+    value: str | None = None
+    mutability: Mutability = Mutability.READ_ONLY
+    max_limit: float | None = None
+    problem: str | None = None  # why the value is unavailable
+
+
+_ABSENT: Final = Reading(present=False)
+
+
+# --- the station's variables -----------------------------------------------------------
+
+
+def station_variables(model: DeviceModel, facts: DeviceFacts) -> list[Variable]:
+    """Every variable of the station, in report order: component by component (in the
+    table's order of first appearance), each instance by EVSE and connector."""
+    evses: dict[int, int] = {}  # evseId -> its first 1.6 connector
+    for legacy, evse_id, _ in facts.connectors:
+        evses.setdefault(evse_id, legacy)
+    placed: list[tuple[tuple[int, int, int, int], Variable]] = []
+    first_seen: dict[tuple[str, str | None], int] = {}
+    for index, row in enumerate(model.variables):
+        order = first_seen.setdefault((row.component, row.component_instance), index)
+        if row.tier is Tier.STATION:
+            placed.append(((order, 0, 0, index), Variable(row, legacy_connector=0)))
+        elif row.tier is Tier.EVSE:
+            for evse_id, legacy in evses.items():
+                placed.append(((order, evse_id, 0, index), Variable(row, evse_id, None, legacy)))
+        else:
+            for legacy, evse_id, connector_id in facts.connectors:
+                variable = Variable(row, evse_id, connector_id, legacy)
+                placed.append(((order, evse_id, connector_id, index), variable))
+    placed.sort(key=lambda item: item[0])
+    return [variable for _, variable in placed]
+
+
+def vendor_variable(model: DeviceModel, key: str) -> Variable:
+    """A 1.6 key no row maps, under the vendor component: nothing the charger has is
+    hidden (reference §6). Its mutability is the charger's readonly flag."""
+    row = VariableMapping(
+        component=model.vendor_component,
+        variable=key,
+        data_type=DataType.STRING,
+        mutability=Mutability.READ_WRITE,
+        key=key,
+        profile="Vendor",
+    )
+    return Variable(row)
+
+
+def is_mapped_key(model: DeviceModel, key: str) -> bool:
+    """Whether a row reports this 1.6 key (so it is not a vendor key)."""
+    folded = key.casefold()
+    for row in model.variables:
+        if row.key is None:
+            continue
+        pattern = row.key.casefold()
+        if CONNECTOR_PLACEHOLDER in pattern:
+            prefix, _, suffix = pattern.partition(CONNECTOR_PLACEHOLDER)
+            middle = folded[len(prefix) : len(folded) - len(suffix)]
+            if folded.startswith(prefix) and folded.endswith(suffix) and middle.isdigit():
+                return True
+        elif pattern == folded:
+            return True
+    return False
+
+
+def find_variable(
+    model: DeviceModel, facts: DeviceFacts, component: Payload, variable: Payload
+) -> Variable | str:
+    """The station's variable a 2.0.1 ComponentType/VariableType names, or the
+    attributeStatus saying why there is none (UnknownComponent, UnknownVariable)."""
+    if component["name"] == model.vendor_component:
+        key = variable["name"]
+        if "instance" in component or "evse" in component or "instance" in variable:
+            return "UnknownVariable"
+        return "UnknownVariable" if is_mapped_key(model, key) else vendor_variable(model, key)
+    evse = component.get("evse")
+    address = (
+        component.get("instance"),
+        None if evse is None else evse["id"],
+        None if evse is None else evse.get("connectorId"),
+    )
+    candidates = [
+        v
+        for v in station_variables(model, facts)
+        if v.row.component == component["name"]
+        and (v.row.component_instance, v.evse_id, v.connector_id) == address
+    ]
+    if not candidates:
+        return "UnknownComponent"
+    wanted = (variable["name"], variable.get("instance"))
+    for candidate in candidates:
+        if (candidate.row.variable, candidate.row.variable_instance) == wanted:
+            return candidate
+    return "UnknownVariable"
+
+
+# --- reading values ----------------------------------------------------------------------
+
+
+def read_variable(variable: Variable, configuration: Configuration, facts: DeviceFacts) -> Reading:
+    """A variable's Actual value from the charger's configuration or the facts."""
+    row = variable.row
+    if row.fixed is not None:
+        return Reading(True, row.fixed)
+    if row.gateway is not None:
+        value = facts.gateway.get(row.gateway)
+        return _ABSENT if value is None else Reading(True, value)
+    if row.key is None:
+        value = _station_fact(row.station or "", variable, facts)
+        return _ABSENT if value is None else Reading(True, value)
+    key = variable.key or ""
+    entry = configuration.get(key.casefold())
+    if entry is None:
+        if row.fallback is not None:
+            return Reading(True, row.fallback)
+        return _ABSENT
+    mutability = row.mutability
+    if entry.readonly and mutability is Mutability.READ_WRITE:
+        mutability = Mutability.READ_ONLY  # the charger's own flag wins (§3.2)
+    if row.convert is Convert.MAX_LIMIT:
+        actual = None if row.station is None else _station_fact(row.station, variable, facts)
+        problem = None if actual is not None else "the 1.6 charger does not report it"
+        return Reading(True, actual, mutability, max_limit_from_v16(row, entry.value), problem)
+    if row.convert is Convert.HEX_PASSWORD:
+        return Reading(True, None, mutability, problem="write-only (2.0.1 B06.FR.09)")
+    value = value_from_v16(row, entry.value, variable.legacy_connector)
+    if value is None and row.convert is Convert.PHASE_ROTATION:
+        return _ABSENT  # no entry for this connector
+    problem = None
+    if value is None:
+        problem = f"the charger reports {entry.value!r}, not a {row.data_type} value"
+    return Reading(True, value, mutability, row.max_limit, problem)
+
+
+def _station_fact(name: str, variable: Variable, facts: DeviceFacts) -> str | None:
+    connectors = _connectors_of(variable, facts)
+    match name:
+        case "available":
+            return "true"
+        case "availability_state":
+            statuses = [facts.connector_statuses.get(c) for c in connectors]
+            known = [CONNECTOR_STATUS[s] for s in statuses if s in CONNECTOR_STATUS]
+            return known[0] if len(known) == len(connectors) and known else None
+        case "problem":
+            return "true" if any(c in facts.connector_errors for c in connectors) else "false"
+        case "vendor_name":
+            return _text(facts.boot.get("chargePointVendor"))
+        case "model":
+            return _text(facts.boot.get("chargePointModel"))
+        case "serial_number":
+            boot = facts.boot
+            return _text(boot.get("chargePointSerialNumber", boot.get("chargeBoxSerialNumber")))
+        case "supply_phases":
+            phases = facts.station.supply_phases
+            return None if phases is None else str(phases)
+        case "connector_type":
+            return facts.station.connector_type
+        case "charging_profiles_installed":
+            return str(facts.charging_profiles_installed)
+    return None
+
+
+def _connectors_of(variable: Variable, facts: DeviceFacts) -> list[int]:
+    """The 1.6 connectors whose state a component reflects: 0 for the station, the
+    EVSE's connectors, or the connector itself."""
+    if variable.evse_id is None:
+        return [0]
+    if variable.connector_id is None:
+        return [legacy for legacy, evse, _ in facts.connectors if evse == variable.evse_id]
+    return [variable.legacy_connector or 0]
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+# --- GetVariables (B06) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GetVariablesPlan:
+    """Each requested item resolved, and the 1.6 keys to read with one GetConfiguration."""
+
+    items: tuple[tuple[Payload, Variable | str], ...]
+    keys: tuple[str, ...]
+
+
+def get_variables_plan(
+    request: Payload, model: DeviceModel, facts: DeviceFacts
+) -> GetVariablesPlan:
+    items: list[tuple[Payload, Variable | str]] = []
+    keys: dict[str, str] = {}
+    for item in request["getVariableData"]:
+        found = find_variable(model, facts, item["component"], item["variable"])
+        if isinstance(found, Variable) and item.get("attributeType", ACTUAL) != ACTUAL:
+            found = "NotSupportedAttributeType"  # 1.6 keys have an actual value only
+        if isinstance(found, Variable) and found.key is not None:
+            keys.setdefault(found.key.casefold(), found.key)
+        items.append((item, found))
+    return GetVariablesPlan(tuple(items), tuple(keys.values()))
+
+
+def get_variables_response(
+    plan: GetVariablesPlan, configuration: Configuration, facts: DeviceFacts
+) -> Payload:
+    """One GetVariableResult per requested item, in request order (B06.FR.01)."""
+    results = []
+    for item, found in plan.items:
+        result: Payload = {"component": item["component"], "variable": item["variable"]}
+        if "attributeType" in item:
+            result["attributeType"] = item["attributeType"]
+        if isinstance(found, str):
+            result["attributeStatus"] = found
+        else:
+            reading = read_variable(found, configuration, facts)
+            _get_result(result, found, reading)
+        results.append(result)
+    return {"getVariableResult": results}
+
+
+def _get_result(result: Payload, variable: Variable, reading: Reading) -> None:
+    if not reading.present:
+        result["attributeStatus"] = "UnknownVariable"  # the charger lacks the key (B06.FR.07)
+    elif variable.row.mutability is Mutability.WRITE_ONLY:
+        result["attributeStatus"] = "Rejected"  # B06.FR.09
+        result["attributeStatusInfo"] = _info("WriteOnly", "the value is write-only")
+    elif reading.value is None:
+        result["attributeStatus"] = "Rejected"
+        result["attributeStatusInfo"] = _info("MissingDeviceModelInfo", reading.problem or "")
+    else:
+        result["attributeStatus"] = "Accepted"
+        result["attributeValue"] = reading.value
+
+
+def _info(reason_code: str, text: str) -> Payload:
+    info: Payload = {"reasonCode": reason_code}
+    if text:
+        info["additionalInfo"] = text[:512]
+    return info
+
+
+# --- SetVariables (B05) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeStep:
+    """The ChangeConfiguration one SetVariables item becomes."""
+
+    variable: Variable
+    key: str
+    value: str
+
+
+def set_variable_step(
+    item: Payload, model: DeviceModel, facts: DeviceFacts
+) -> ChangeStep | Payload:
+    """The ChangeConfiguration for one setVariableData item, or its result when the
+    gateway answers it itself (unknown, read-only, or a value the variable refuses:
+    the charger never sees an invalid value)."""
+    found = find_variable(model, facts, item["component"], item["variable"])
+    if isinstance(found, str):
+        return _set_result(item, found)
+    if item.get("attributeType", ACTUAL) != ACTUAL:
+        return _set_result(item, "NotSupportedAttributeType")
+    row = found.row
+    if row.key is None or not row.writable:
+        return _set_result(item, "Rejected", _info("ReadOnly", "the variable is read-only"))
+    try:
+        value = value_to_v16(row, item["attributeValue"])
+    except InvalidValue as exc:
+        return _set_result(item, "Rejected", _info(exc.reason_code, exc.info))
+    return ChangeStep(found, found.key or row.key, value)
+
+
+# 1.6 ChangeConfiguration.conf status -> 2.0.1 SetVariableStatusEnumType (§2.18)
+SET_VARIABLE_STATUS: Final = {
+    "Accepted": "Accepted",
+    "Rejected": "Rejected",
+    "RebootRequired": "RebootRequired",
+    "NotSupported": "UnknownVariable",
+}
+
+
+def set_variable_result(item: Payload, step: ChangeStep, status: str) -> Payload:
+    """The SetVariableResult for the charger's ChangeConfiguration answer. A row marked
+    ``reboot`` reports RebootRequired even when the charger says Accepted."""
+    mapped = SET_VARIABLE_STATUS[status]
+    if mapped == "Accepted" and step.variable.row.reboot:
+        mapped = "RebootRequired"
+    return _set_result(item, mapped)
+
+
+def set_variable_failed(item: Payload, reason: str) -> Payload:
+    """The item's result when the charger did not answer its ChangeConfiguration."""
+    return _set_result(item, "Rejected", _info("InternalError", reason))
+
+
+def _set_result(item: Payload, status: str, info: Payload | None = None) -> Payload:
+    result: Payload = {
+        "attributeStatus": status,
+        "component": item["component"],
+        "variable": item["variable"],
+    }
+    if "attributeType" in item:
+        result["attributeType"] = item["attributeType"]
+    if info is not None:
+        result["attributeStatusInfo"] = info
+    return result
+
+
+# --- reports (B07, B08) ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReportEntry:
+    variable: Variable
+    reading: Reading
+
+    def report_data(self) -> Payload:
+        """The 2.0.1 ReportDataType for this variable."""
+        row, reading = self.variable.row, self.reading
+        attribute: Payload = {"type": ACTUAL}
+        if reading.value is not None and reading.mutability is not Mutability.WRITE_ONLY:
+            attribute["value"] = reading.value
+        attribute["mutability"] = reading.mutability.value
+        attribute["persistent"] = row.key is not None  # 1.6 keys survive a reboot
+        attribute["constant"] = row.fixed is not None
+        characteristics: Payload = {"dataType": row.data_type.value}
+        if row.unit is not None:
+            characteristics["unit"] = row.unit
+        if row.min_limit is not None:
+            characteristics["minLimit"] = _json_number(row.min_limit)
+        if reading.max_limit is not None:
+            characteristics["maxLimit"] = _json_number(reading.max_limit)
+        if row.values:
+            characteristics["valuesList"] = ",".join(row.values)
+        characteristics["supportsMonitoring"] = False  # 1.6 has no monitoring
+        return {
+            "component": self.variable.component(),
+            "variable": self.variable.variable(),
+            "variableAttribute": [attribute],
+            "variableCharacteristics": characteristics,
+        }
+
+
+def _json_number(number: float) -> int | float:
+    return int(number) if number.is_integer() else number
+
+
+def report_entries(
+    model: DeviceModel, facts: DeviceFacts, configuration: Configuration
+) -> list[ReportEntry]:
+    """Every variable the station has, with its value: mapped rows first, then the 1.6
+    keys no row maps under the vendor component, in the charger's order."""
+    entries = []
+    for variable in station_variables(model, facts):
+        reading = read_variable(variable, configuration, facts)
+        if reading.present:
+            entries.append(ReportEntry(variable, reading))
+    for entry in configuration.values():
+        if not is_mapped_key(model, entry.key):
+            mutability = Mutability.READ_ONLY if entry.readonly else Mutability.READ_WRITE
+            reading = Reading(True, entry.value, mutability)
+            entries.append(ReportEntry(vendor_variable(model, entry.key), reading))
+    return entries
+
+
+def select_base_report(entries: Iterable[ReportEntry], report_base: str) -> list[ReportEntry]:
+    """B07: ConfigurationInventory = what an operator can set (B07.FR.07); FullInventory
+    = everything (B07.FR.08); SummaryInventory = the components' state variables."""
+    if report_base == "ConfigurationInventory":
+        return [e for e in entries if e.reading.mutability is not Mutability.READ_ONLY]
+    if report_base == "SummaryInventory":
+        return [e for e in entries if e.variable.row.variable in SUMMARY_VARIABLES]
+    return list(entries)
+
+
+def select_report(entries: Sequence[ReportEntry], request: Payload) -> list[ReportEntry]:
+    """B08: the entries matching every given filter: a componentVariable entry, and a
+    componentCriteria (a component is Active/Available/Enabled/Problem when it has that
+    variable with the value true)."""
+    selected = list(entries)
+    wanted = request.get("componentVariable")
+    if wanted:
+        selected = [e for e in selected if any(_matches(e.variable, w) for w in wanted)]
+    criteria = request.get("componentCriteria")
+    if criteria:
+        flagged = {
+            _component_identity(e.variable)
+            for e in entries
+            if e.variable.row.variable in criteria
+            and e.variable.row.variable_instance is None
+            and e.reading.value == "true"
+        }
+        selected = [e for e in selected if _component_identity(e.variable) in flagged]
+    return selected
+
+
+def _component_identity(variable: Variable) -> tuple[str, str | None, int | None, int | None]:
+    row = variable.row
+    return (row.component, row.component_instance, variable.evse_id, variable.connector_id)
+
+
+def _matches(variable: Variable, wanted: Payload) -> bool:
+    component, row = wanted["component"], variable.row
+    if component["name"] != row.component:
+        return False
+    if "instance" in component and component["instance"] != row.component_instance:
+        return False
+    evse = component.get("evse")
+    if evse is not None:
+        if variable.evse_id != evse["id"]:
+            return False
+        if "connectorId" in evse and variable.connector_id != evse["connectorId"]:
+            return False
+    wanted_variable = wanted.get("variable")
+    if wanted_variable is None:
+        return True
+    if wanted_variable["name"] != row.variable:
+        return False
+    return "instance" not in wanted_variable or wanted_variable["instance"] == row.variable_instance
+
+
+def notify_reports(
+    request_id: int, entries: Sequence[ReportEntry], generated_at: str, per_message: int
+) -> list[Payload]:
+    """NotifyReportRequest payloads: the same requestId (B07.FR.04), seqNo from 0
+    (B07.FR.10), ``tbc`` on all but the last. An empty report is one message without
+    reportData, so the CSMS still learns it is complete."""
+    chunks = [entries[i : i + per_message] for i in range(0, len(entries), per_message)]
+    messages = []
+    for seq_no, chunk in enumerate(chunks or [()]):
+        message: Payload = {"requestId": request_id, "generatedAt": generated_at}
+        if seq_no < len(chunks) - 1:
+            message["tbc"] = True
+        message["seqNo"] = seq_no
+        if chunk:
+            message["reportData"] = [entry.report_data() for entry in chunk]
+        messages.append(message)
+    return messages

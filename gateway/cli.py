@@ -62,6 +62,15 @@ def _check_config(settings: Settings) -> int:
         f"{len(tables.id_tokens.rules)} idToken rules, "
         f"{len(tables.vendor_id_tokens)} vendor overrides"
     )
+    rows = tables.device_model.variables
+    vendors = ", ".join(
+        f"{v.vendor}/{v.model or '*'} ({len(v.variables)} variables)"
+        for v in tables.vendor_device_models
+    )
+    print(
+        f"device model OK: {len(rows)} variables, {sum(r.key is not None for r in rows)} "
+        f"from 1.6 keys; vendor files: {vendors or 'none'}"
+    )
     return 0
 
 

@@ -1,7 +1,8 @@
-"""Generate docs/coverage.md and docs/configuration.md from the code itself.
+"""Generate docs/coverage.md, docs/configuration.md and docs/device-model.md from the
+code and the shipped mapping tables.
 
-Layer: top (reads the dispatch table and the settings specs; writes nothing itself).
-``python -m gateway.docgen`` rewrites both files; a test fails when they drift.
+Layer: top (reads the dispatch table, the settings specs and ``mappings/``).
+``python -m gateway.docgen`` rewrites the files; a test fails when they drift.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 from gateway.config import SETTINGS_FLAGS
+from gateway.mappings import load_tables
 from gateway.ocppj import Version
 from gateway.schemas import known_actions
 from gateway.translate.dispatch import ROUTES, SESSION_ROUTES
@@ -90,7 +92,53 @@ def configuration_markdown() -> str:
     return "\n".join(lines)
 
 
-DOCS = {"coverage.md": coverage_markdown, "configuration.md": configuration_markdown}
+def device_model_markdown() -> str:
+    model = load_tables().device_model
+    lines = [
+        _HEADER + "# Device model: 1.6 configuration keys as 2.0.1 variables\n",
+        "How the gateway answers GetVariables, SetVariables, GetBaseReport and GetReport "
+        "for a 1.6 charger. Generated from `mappings/device_model.toml`, which documents "
+        "every field; per-vendor/model files in `mappings/vendors/` replace or add rows "
+        "(`ocpp-gateway check-config` validates them). Tiers: *evse* and *connector* "
+        "rows exist once per EVSE or connector of the station.\n",
+        f"A 1.6 key the charger has and no row maps is reported under the component "
+        f"`{model.vendor_component}` with the key as the variable name, read-write unless "
+        "the charger flags it readonly: nothing the charger has is hidden.\n",
+        "| source | component | variable | tier | type | mutability | conversion | ref |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in model.variables:
+        if row.key is not None:
+            source = f"key `{row.key}`"
+        elif row.fixed is not None:
+            source = f"constant `{row.fixed}`"
+        elif row.gateway is not None:
+            source = f"gateway: {row.gateway}"
+        else:
+            source = f"station: {row.station}"
+        component = row.component + (
+            f"[{row.component_instance}]" if row.component_instance else ""
+        )
+        variable = row.variable + (f"[{row.variable_instance}]" if row.variable_instance else "")
+        unit = f" ({row.unit})" if row.unit else ""
+        conversion = row.convert.value if row.key is not None else "–"
+        if row.value_map:
+            conversion += " " + ", ".join(f"{a}→{b}" for a, b in row.value_map.items())
+        reboot = ", reboot" if row.reboot else ""
+        lines.append(
+            f"| {source} | {component} | {variable} | {row.tier.value} | "
+            f"{row.data_type.value}{unit} | {row.mutability.value}{reboot} | {conversion} | "
+            f"{row.ref} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+DOCS = {
+    "coverage.md": coverage_markdown,
+    "configuration.md": configuration_markdown,
+    "device-model.md": device_model_markdown,
+}
 
 
 def main() -> int:

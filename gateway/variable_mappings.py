@@ -146,10 +146,11 @@ def load_device_model(root: Path) -> tuple[DeviceModel, tuple[VendorDeviceModel,
         DeviceModelError: naming the file and entry at fault.
     """
     path = root / DEVICE_MODEL_FILE
+    raw = _read_toml(path)
     try:
-        parsed = _DeviceModelFile.model_validate(_read_toml(path))
+        parsed = _DeviceModelFile.model_validate(raw)
     except ValidationError as exc:
-        raise DeviceModelError(_describe(path, exc)) from None
+        raise DeviceModelError(_describe(path, exc, raw)) from None
     rows = _rows(path, parsed.variable)
     base = DeviceModel(rows, parsed.vendor_component)
     return base, _vendor_files(root / VENDORS_DIR)
@@ -161,10 +162,11 @@ def _vendor_files(directory: Path) -> tuple[VendorDeviceModel, ...]:
     vendors: list[VendorDeviceModel] = []
     seen: dict[tuple[str, str | None], Path] = {}
     for path in sorted(directory.glob("*.toml")):
+        raw = _read_toml(path)
         try:
-            parsed = _VendorFile.model_validate(_read_toml(path))
+            parsed = _VendorFile.model_validate(raw)
         except ValidationError as exc:
-            raise DeviceModelError(_describe(path, exc)) from None
+            raise DeviceModelError(_describe(path, exc, raw)) from None
         # Two files for one station would make the choice depend on file names.
         match = (parsed.vendor.casefold(), parsed.model.casefold() if parsed.model else None)
         if match in seen:
@@ -187,11 +189,22 @@ def _read_toml(path: Path) -> dict[str, object]:
         raise DeviceModelError(f"{path}: invalid TOML: {exc}") from None
 
 
-def _describe(path: Path, exc: ValidationError) -> str:
-    problems = "; ".join(
-        f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-    )
-    return f"{path}: {problems}"
+def _describe(path: Path, exc: ValidationError, raw: Mapping[str, object]) -> str:
+    """Pydantic's errors, a variable entry named as the cross-checks name it:
+    ``variable[3] (TxCtrlr.TxStartPoint): unit: ...``."""
+    problems = []
+    for err in exc.errors():
+        loc = list(err["loc"])
+        where = ".".join(str(part) for part in loc)
+        rows = raw.get("variable")
+        if len(loc) >= 2 and loc[0] == "variable" and isinstance(loc[1], int):
+            entry = rows[loc[1]] if isinstance(rows, list) and loc[1] < len(rows) else {}
+            names = entry if isinstance(entry, dict) else {}
+            label = f"{names.get('component', '?')}.{names.get('variable', '?')}"
+            field = ".".join(str(part) for part in loc[2:])
+            where = f"variable[{loc[1]}] ({label})" + (f": {field}" if field else "")
+        problems.append(f"{where}: {err['msg']}")
+    return f"{path}: {'; '.join(problems)}"
 
 
 def _rows(path: Path, rows: list[_VariableRow]) -> tuple[VariableMapping, ...]:
@@ -212,13 +225,16 @@ def _rows(path: Path, rows: list[_VariableRow]) -> tuple[VariableMapping, ...]:
 
 def _build(row: _VariableRow) -> VariableMapping:
     _check_names(row)
-    sources = [name for name in ("key", "value", "gateway", "station") if getattr(row, name)]
+    sources = [
+        name for name in ("key", "value", "gateway", "station") if getattr(row, name) is not None
+    ]
     convert = row.convert or _DEFAULT_CONVERSIONS.get(row.type, Convert.TEXT)
     if sources == ["key", "station"] and convert is Convert.MAX_LIMIT:
         pass  # the 1.6 value is the maxLimit, the station fact the Actual value
     elif len(sources) != 1:
         raise ValueError("needs exactly one of key, value, gateway, station")
-    if row.key is None and (row.convert or row.map or row.strip_phase or row.flag or row.fallback):
+    key_only = (row.convert, row.flag, row.fallback)
+    if row.key is None and (row.map or row.strip_phase or any(f is not None for f in key_only)):
         raise ValueError("convert, map, strip_phase, flag and fallback need a key")
     if row.gateway is not None and row.gateway not in GATEWAY_FACTS:
         raise ValueError(f"gateway {row.gateway!r} is not one of {sorted(GATEWAY_FACTS)}")

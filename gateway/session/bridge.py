@@ -133,6 +133,8 @@ class TranslatingSession:
         self._event_ids = 0
         self._csms_epoch = 0  # bumped per upstream disconnect: answers to stale CALLs drop
         self._csms_lost = asyncio.Event()
+        self._charger_gone = False
+        self._csms_busy = False  # the CSMS worker is handling a CALL
 
         def calls_to(side: Side, send: Callable[[str], Awaitable[None]]) -> OutgoingCalls:
             return OutgoingCalls(
@@ -237,13 +239,27 @@ class TranslatingSession:
                     async for text in self._charger.frames():
                         await self._on_charger_frame(text)
                 finally:
-                    # 2.0.1 Part 4 §6.3: the charger is gone, so is its upstream link.
-                    for worker in workers:
-                        worker.cancel()
-                    self._courier.close()
-                    self._to_charger.fail(PeerUnavailable("charger disconnected"))
-                    await self._csms.close()
+                    await self._finish(workers, csms_worker=workers[1])
                     await upstream
+
+    async def _finish(
+        self, workers: list[asyncio.Task[None]], csms_worker: asyncio.Task[None]
+    ) -> None:
+        """The charger is gone, so is its upstream link (2.0.1 Part 4 §6.3). A CSMS CALL
+        the charger answered just before it went still gets its answer, and what the
+        answer changed is stored: a 1.6 charger accepting a Reset drops the connection
+        to reboot, and the CSMS must learn it accepted (and the boot that RemoteReset)."""
+        self._charger_gone = True
+        for worker in workers:
+            if worker is not csms_worker or not self._csms_busy:
+                worker.cancel()
+        # After the cancels: a CALL failed and cancelled in one step can lose the
+        # cancellation (asyncio.wait_for on 3.11), leaving a worker running forever.
+        self._to_charger.fail(PeerUnavailable("charger disconnected"))
+        await asyncio.wait({csms_worker}, timeout=self._settings.upstream_wait)
+        csms_worker.cancel()
+        self._courier.close()
+        await self._csms.close()
 
     async def _load_station(self) -> bool:
         """Load what the store knows of the station. Without its transactions and
@@ -270,7 +286,8 @@ class TranslatingSession:
                 await self._csms_lost.wait()
                 continue
             try:
-                await asyncio.wait_for(self._csms.wait_connected(), grace)
+                async with asyncio.timeout(grace):  # not wait_for: see calls.py
+                    await self._csms.wait_connected()
             except TimeoutError:
                 log.warning("no CSMS connection for %g s: closing the charger (mirror)", grace)
                 self._metrics.charger_disconnects.labels("csms_unreachable").inc()
@@ -379,37 +396,48 @@ class TranslatingSession:
         last transaction has ended (2.0.1 B12.FR.03, reference §2.5)."""
         if not self._state.reset_scheduled or self._desk.open_transactions:
             return
+        # Stored before sending: a charger accepting drops the connection at once to
+        # reboot, and its boot must go up as RemoteReset, with no second reset after it.
         self._state.reset_scheduled = False
+        self._state.boot_reason = "RemoteReset"
         self._record_dirty = True
+        await self._store_station()
         try:
             result = await self._to_charger.call("Reset", {"type": "Soft"})
             self._check_charger_answer("Reset", result)
         except GatewayError as exc:
+            # Unanswered: the charger may be rebooting already; the reason stands.
             log.warning("the scheduled Reset(Soft) failed: %s", exc.description)
-        else:
-            log.info("scheduled reset sent: the charger answered %s", result["status"])
-            if result["status"] == "Accepted":
-                self._state.boot_reason = "RemoteReset"
-        await self._store_station()
+            return
+        log.info("scheduled reset sent: the charger answered %s", result["status"])
+        if result["status"] != "Accepted":
+            self._state.boot_reason = ""
+            self._record_dirty = True
+            await self._store_station()
 
     async def _work_csms_calls(self) -> None:
-        while True:
+        while not self._charger_gone:
             epoch, call = await self._csms_calls.get()
+            self._csms_busy = True
             try:
-                reply, then = await self._translate_call(Direction.CSMS_TO_CHARGER, call)
-            except GatewayError as exc:
-                await self._store_station()
-                if epoch == self._csms_epoch:
-                    await self._answer_error(Side.CSMS, call, exc)
-                continue
-            await self._store_station()  # e.g. the boot reason a Reset leads to
-            if epoch != self._csms_epoch:
-                log.info(
-                    "dropping the answer to %s: asked on a closed CSMS connection", call.action
-                )
-                continue
-            await self._answer(Side.CSMS, call, reply)
-            await self._send_followups(then)
+                await self._handle_csms_call(epoch, call)
+            finally:
+                self._csms_busy = False
+
+    async def _handle_csms_call(self, epoch: int, call: Call) -> None:
+        try:
+            reply, then = await self._translate_call(Direction.CSMS_TO_CHARGER, call)
+        except GatewayError as exc:
+            await self._store_station()
+            if epoch == self._csms_epoch:
+                await self._answer_error(Side.CSMS, call, exc)
+            return
+        await self._store_station()  # e.g. the boot reason a Reset leads to
+        if epoch != self._csms_epoch:
+            log.info("dropping the answer to %s: asked on a closed CSMS connection", call.action)
+            return
+        await self._answer(Side.CSMS, call, reply)
+        await self._send_followups(then)
 
     async def _translate_call(
         self, direction: Direction, call: Call
@@ -579,8 +607,8 @@ class TranslatingSession:
                 case BootReasonExpected(reason=reason):
                     self._state.boot_reason = reason
                     self._record_dirty = True
-                case ResetScheduled():
-                    self._state.reset_scheduled = True
+                case ResetScheduled(pending=pending):
+                    self._state.reset_scheduled = pending
                     self._record_dirty = True
                 case MessageTriggered(message=message, requested=requested, connector_id=None):
                     # Without a connector, a 1.6 charger answers for each of them.

@@ -91,7 +91,11 @@ class OutgoingCalls:
             await self._send(dump_call(unique_id, action, payload))
             self._metrics.count_message(self._side, "out", "call", action)
             try:
-                return await asyncio.wait_for(answer, self._timeout)
+                # asyncio.timeout, not wait_for: on 3.11, wait_for returns an answer that
+                # arrived in the same step as a cancellation and swallows the cancel, so
+                # a session closing after a charger's last answer kept a worker alive.
+                async with asyncio.timeout(self._timeout):
+                    return await answer
             except TimeoutError:
                 self._metrics.call_timeouts.labels(self._side, action_label(action)).inc()
                 raise CallTimeout(

@@ -166,7 +166,8 @@ class OutboxCourier:
         if self._lost or not self._can_send():
             return False
         try:
-            await asyncio.wait_for(self._csms.wait_connected(), within)
+            async with asyncio.timeout(within):  # not wait_for: see calls.py
+                await self._csms.wait_connected()
         except TimeoutError:
             self._lost = True
             return False
@@ -177,7 +178,8 @@ class OutboxCourier:
         if not self._queue or not self.online:
             return not self._queue
         try:
-            await asyncio.wait_for(self._drained.wait(), within)
+            async with asyncio.timeout(within):
+                await self._drained.wait()
         except TimeoutError:
             return False
         return True

@@ -492,9 +492,8 @@ class TransactionDesk:
         if not await self._courier.reachable(self._answer_timeout):
             return None
         try:
-            return await asyncio.wait_for(
-                asyncio.shield(self._courier.answer(message)), self._answer_timeout
-            )
+            async with asyncio.timeout(self._answer_timeout):  # not wait_for: see calls.py
+                return await asyncio.shield(self._courier.answer(message))
         except TimeoutError:
             return None
 

@@ -20,7 +20,6 @@ from typing import Final
 from gateway.ocppj import Payload
 from gateway.translate.core import CONNECTOR_STATUS
 from gateway.translate.variables import (
-    CONNECTOR_PLACEHOLDER,
     Convert,
     DataType,
     DeviceModel,
@@ -161,21 +160,11 @@ def vendor_variable(model: DeviceModel, key: str) -> Variable:
     return Variable(row)
 
 
-def is_mapped_key(model: DeviceModel, key: str) -> bool:
-    """Whether a row reports this 1.6 key (so it is not a vendor key)."""
-    folded = key.casefold()
-    for row in model.variables:
-        if row.key is None:
-            continue
-        pattern = row.key.casefold()
-        if CONNECTOR_PLACEHOLDER in pattern:
-            prefix, _, suffix = pattern.partition(CONNECTOR_PLACEHOLDER)
-            middle = folded[len(prefix) : len(folded) - len(suffix)]
-            if folded.startswith(prefix) and folded.endswith(suffix) and middle.isdigit():
-                return True
-        elif pattern == folded:
-            return True
-    return False
+def reported_keys(model: DeviceModel, facts: DeviceFacts) -> frozenset[str]:
+    """The 1.6 keys (casefolded) a row reports on this station, so not vendor keys.
+    "MeterPublicKey{connector}" covers only the station's connectors: MeterPublicKey9
+    of a two-connector charger stays visible, under the vendor component."""
+    return frozenset(v.key.casefold() for v in station_variables(model, facts) if v.key is not None)
 
 
 def find_variable(
@@ -187,7 +176,9 @@ def find_variable(
         key = variable["name"]
         if "instance" in component or "evse" in component or "instance" in variable:
             return "UnknownVariable"
-        return "UnknownVariable" if is_mapped_key(model, key) else vendor_variable(model, key)
+        if key.casefold() in reported_keys(model, facts):
+            return "UnknownVariable"  # reported under its 2.0.1 name, not as a vendor key
+        return vendor_variable(model, key)
     evse = component.get("evse")
     address = (
         component.get("instance"),
@@ -237,7 +228,9 @@ def read_variable(variable: Variable, configuration: Configuration, facts: Devic
         problem = None if actual is not None else "the 1.6 charger does not report it"
         return Reading(True, actual, mutability, max_limit_from_v16(row, entry.value), problem)
     if row.convert is Convert.HEX_PASSWORD:
-        return Reading(True, None, mutability, problem="write-only (2.0.1 B06.FR.09)")
+        return Reading(True, None, mutability, row.max_limit, "write-only (2.0.1 B06.FR.09)")
+    if entry.value is None:
+        return Reading(True, "", mutability, row.max_limit)  # a key without a value: B06.FR.13
     value = value_from_v16(row, entry.value, variable.legacy_connector)
     if value is None and row.convert is Convert.PHASE_ROTATION:
         return _ABSENT  # no entry for this connector
@@ -341,7 +334,9 @@ def _get_result(result: Payload, variable: Variable, reading: Reading) -> None:
         result["attributeStatusInfo"] = _info("WriteOnly", "the value is write-only")
     elif reading.value is None:
         result["attributeStatus"] = "Rejected"
-        result["attributeStatusInfo"] = _info("MissingDeviceModelInfo", reading.problem or "")
+        # 2.0.1 reason code list; the ocpp package's "MissingDeviceModelInfo" is 22
+        # characters and breaks the schema's 20-character reasonCode.
+        result["attributeStatusInfo"] = _info("MissingDevModelInfo", reading.problem or "")
     else:
         result["attributeStatus"] = "Accepted"
         result["attributeValue"] = reading.value
@@ -470,10 +465,15 @@ def report_entries(
     entries = []
     for variable in station_variables(model, facts):
         reading = read_variable(variable, configuration, facts)
-        if reading.present:
+        # A value may be omitted only for WriteOnly (2.0.1 VariableAttributeType): one
+        # the gateway cannot know (an unreadable charger value, an Actual the 1.6
+        # charger does not report) leaves the variable out rather than invent one.
+        known = reading.value is not None or reading.mutability is Mutability.WRITE_ONLY
+        if reading.present and known:
             entries.append(ReportEntry(variable, reading))
+    reported = reported_keys(model, facts)
     for entry in configuration.values():
-        if not is_mapped_key(model, entry.key):
+        if entry.key.casefold() not in reported:
             mutability = Mutability.READ_ONLY if entry.readonly else Mutability.READ_WRITE
             reading = Reading(True, entry.value, mutability)
             entries.append(ReportEntry(vendor_variable(model, entry.key), reading))

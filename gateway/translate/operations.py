@@ -114,7 +114,8 @@ def reset_req(payload: Payload, ctx: Context) -> Outcome:
 def reset_conf(result: Payload, request: Payload, ctx: Context) -> Outcome:
     if result["status"] == "Accepted":
         # The charger reboots: its next BootNotification goes up as RemoteReset.
-        return Outcome(reply={"status": "Accepted"}, effects=(BootReasonExpected("RemoteReset"),))
+        effects = (BootReasonExpected("RemoteReset"), ResetScheduled(pending=False))
+        return Outcome(reply={"status": "Accepted"}, effects=effects)
     return Outcome(reply={"status": "Rejected"})
 
 

@@ -80,8 +80,11 @@ class BootReasonExpected:
 
 @dataclass(frozen=True, slots=True)
 class ResetScheduled:
-    """A Reset(OnIdle) answered Scheduled: the gateway sends Reset(Soft) to the charger
-    once its last transaction has ended (2.0.1 B12.FR.01/03, reference §2.5)."""
+    """A Reset(OnIdle) answered Scheduled (pending): the gateway sends Reset(Soft) to the
+    charger once its last transaction has ended (2.0.1 B12.FR.01/03, reference §2.5).
+    Not pending: a reset the charger accepted makes a scheduled one moot."""
+
+    pending: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
 
@@ -198,7 +197,12 @@ class InvalidValue(Exception):
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
-_INTEGER = re.compile(r"[+-]?\d+")
+# ASCII only: str.isdigit and \d accept other scripts' digits, which a 1.6 charger does not.
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+_DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:Z|[+-][0-9]{2}:[0-9]{2})"
+)
 _PHASE_SUFFIX = re.compile(r"\.(?:L[123](?:-[LN][123]?)?|N)$")
 _PASSWORD = re.compile(r"[A-Za-z0-9*\-_=:+|@.]{16,40}")  # 2.0.1 passwordString
 
@@ -244,11 +248,7 @@ def max_limit_from_v16(row: VariableMapping, raw: str | None) -> float | None:
 
 
 def _decimal_text(text: str) -> str | None:
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        return None
-    return text if number.is_finite() else None
+    return text if _DECIMAL.fullmatch(text) else None
 
 
 def _members_from_v16(row: VariableMapping, text: str) -> list[str]:
@@ -291,6 +291,9 @@ def check_value(row: VariableMapping, value: str) -> None:
             if _decimal_text(value) is None:
                 raise InvalidValue("InvalidValue", f"{value!r} is not a decimal")
             _check_range(row, float(value))
+        case DataType.DATE_TIME:
+            if not _DATE_TIME.fullmatch(value):
+                raise InvalidValue("InvalidValue", f"{value!r} is not an RFC 3339 dateTime")
         case DataType.OPTION_LIST:
             if value not in row.values:
                 raise InvalidValue("InvalidValue", f"{value!r} is not one of {list(row.values)}")

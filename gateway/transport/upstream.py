@@ -147,7 +147,9 @@ class UpstreamLink:
 
     async def _closed_within(self, delay: float) -> bool:
         try:
-            await asyncio.wait_for(self._closing.wait(), delay)
+            # not wait_for: on 3.11 it can swallow a cancel arriving with the event
+            async with asyncio.timeout(delay):
+                await self._closing.wait()
         except TimeoutError:
             return False
         return True
@@ -161,7 +163,8 @@ class UpstreamLink:
             if wait <= 0:
                 raise PeerUnavailable("not connected to the CSMS")
             try:
-                await asyncio.wait_for(self._connected.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._connected.wait()
             except TimeoutError:
                 raise PeerUnavailable(f"no connection to the CSMS within {wait:g} s") from None
             ws = self._ws

@@ -19,7 +19,7 @@ from gateway.app import Gateway
 from gateway.cli import main
 from gateway.mappings import default_mappings_dir
 from gateway.sim.charger import ChargerSim
-from gateway.sim.configuration import ChargerConfiguration, standard_configuration
+from gateway.sim.configuration import ChargerConfiguration, ConfigKey, standard_configuration
 from gateway.sim.csms import CsmsSim
 from tests.integration.helpers import charger_url_of
 
@@ -331,6 +331,8 @@ async def test_full_inventory_is_complete_ordered_and_real(
 ) -> None:
     await station.status(2, "Charging")
     await csms.wait_for("StatusNotification", count=3)
+    for n in range(40):  # proprietary keys: more variables than one NotifyReport holds
+        configuration.add(f"AcmeSetting{n}", ConfigKey(str(n), readonly=n % 2 == 0))
     answer = await csms.call(
         "CP-1", "GetBaseReport", {"requestId": 7, "reportBase": "FullInventory"}
     )
@@ -353,6 +355,10 @@ async def test_full_inventory_is_complete_ordered_and_real(
     assert actual("OCPPCommCtrlr", None, None, None, "HeartbeatInterval", None) == "300"
     assert actual("OCPP16Config", None, None, None, "LedBrightness", None) == "80"
     assert actual("OCPP16Config", None, None, None, "BlinkRepeat", None) == "3"
+    acme = [i for i in identities if i[4].startswith("AcmeSetting")]
+    assert [i[4] for i in acme] == [f"AcmeSetting{n}" for n in range(40)]  # charger order
+    readonly = table[("OCPP16Config", None, None, None, "AcmeSetting0", None)]
+    assert readonly["variableAttribute"][0]["mutability"] == "ReadOnly"
     assert actual("TxCtrlr", None, None, None, "StopTxOnInvalidId", None) == "true"
     assert ("OCPP16Config", None, None, None, "HeartbeatInterval", None) not in table
     # Station components from the layout and the statuses seen (B07.FR.08)

@@ -173,5 +173,20 @@ class GatewayMetrics:
             registry=r,
         )
 
+        self.variable_results = Counter(
+            "ocpp_gateway_variable_results_total",
+            "GetVariables/SetVariables items answered, by operation and attributeStatus "
+            "(Rejected with a reason the gateway gave counts as the reasonCode, e.g. "
+            "InvalidValue: a value refused before the charger saw it).",
+            ["operation", "status"],
+            registry=r,
+        )
+        self.reports = Counter(
+            "ocpp_gateway_reports_total",
+            "GetBaseReport/GetReport requests answered, by request and status.",
+            ["request", "status"],
+            registry=r,
+        )
+
     def count_message(self, side: str, direction: str, message_type: str, action: str) -> None:
         self.messages.labels(side, direction, message_type, action_label(action)).inc()

@@ -47,30 +47,23 @@ from gateway.schemas import Kind
 from gateway.session.authorization import OfflineAuthorizer
 from gateway.session.calls import OutgoingCalls
 from gateway.session.device_model import DeviceModelDesk, DeviceModelLimits
+from gateway.session.keeper import StationKeeper
 from gateway.session.links import ChargerLink, CsmsLink, FrameObserver, Side, TraceEvent
 from gateway.session.outbox import OutboxCourier
 from gateway.session.remote_control import RemoteControl
 from gateway.session.station import StationState
 from gateway.session.transactions import Reply, TransactionDesk
-from gateway.state import Change, StateError, Store
+from gateway.state import StateError, Store
 from gateway.translate import core
 from gateway.translate.dispatch import ROUTES, SESSION_ROUTES, Route
 from gateway.translate.layout import EvseLayout
 from gateway.translate.meter_repair import repair_meter_payload
 from gateway.translate.tables import TranslationTables
 from gateway.translate.types import (
-    AuthorizationCacheCleared,
-    AuthorizationSeen,
-    BootReasonExpected,
-    ConnectorErrorChanged,
     Context,
     Direction,
-    Effect,
-    MessageTriggered,
     OutboundCall,
-    RegistrationChanged,
     RequestConverter,
-    ResetScheduled,
 )
 
 log = logging.getLogger(__name__)
@@ -125,11 +118,6 @@ class TranslatingSession:
         self._layout = layout or EvseLayout()
         self._observer = observer
         self._state = StationState(self.station_id)
-        self._record_dirty = False  # station record changed since it was last stored
-        self._authorizations_seen: list[tuple[str, Payload]] = []  # for the cache
-        self._authorizations_cleared = False  # ClearCache accepted: empty the cache
-        self._boot_wanted = False  # the charger spoke, and no boot is on record
-        self._boot_requested = False
         self._event_ids = 0
         self._csms_epoch = 0  # bumped per upstream disconnect: answers to stale CALLs drop
         self._csms_lost = asyncio.Event()
@@ -160,6 +148,14 @@ class TranslatingSession:
             # The desk is built next, so its method is looked up at call time.
             on_delivered=lambda message, result: self._desk.on_delivered(message, result),  # noqa: PLW0108
             check=self._check_outbox_message,
+        )
+        self._keeper = StationKeeper(
+            state=self._state,
+            store=store,
+            layout=self._layout,
+            to_charger=self._to_charger,
+            check_charger_answer=self._check_charger_answer,
+            on_registered=self._courier.wake,  # accepted: the outbox may go up now
         )
         self._authorizer = OfflineAuthorizer(
             station_id=self.station_id, store=store, policy=settings.offline_authorization
@@ -196,6 +192,7 @@ class TranslatingSession:
                 message_timeout=settings.response_timeout,
                 bytes_per_message=settings.max_frame_bytes,
             ),
+            metrics=metrics,
         )
         self._desk_handlers: dict[tuple[Direction, str], Callable[[Payload], Awaitable[Reply]]] = {
             (Direction.CHARGER_TO_CSMS, "StartTransaction"): desk.start_transaction,
@@ -294,24 +291,6 @@ class TranslatingSession:
                 await self._charger.close(_TRY_AGAIN_LATER, "CSMS unreachable")
                 return
 
-    async def _store_station(self) -> None:
-        """Write the station record if it changed: before the charger is answered, so
-        nothing the charger was told is lost to a disconnect or a restart."""
-        if self._record_dirty:
-            self._record_dirty = False
-            try:
-                await self._store.put_station(self._state.record())
-            except StateError:
-                log.exception("cannot store the station record")
-        if self._authorizations_seen or self._authorizations_cleared:
-            seen, self._authorizations_seen = self._authorizations_seen, []
-            cleared, self._authorizations_cleared = self._authorizations_cleared, False
-            change = Change(authorizations=tuple(seen), clear_authorizations=cleared)
-            try:
-                await self._store.commit(self.station_id, change)
-            except StateError:
-                log.exception("cannot update the authorization cache")
-
     # --- frames in ------------------------------------------------------------------
 
     async def _on_charger_frame(self, text: str) -> None:
@@ -383,37 +362,13 @@ class TranslatingSession:
             try:
                 reply, then = await self._translate_call(Direction.CHARGER_TO_CSMS, call)
             except GatewayError as exc:
-                await self._store_station()
+                await self._keeper.store()
                 await self._answer_error(Side.CHARGER, call, exc)
             else:
-                await self._store_station()
+                await self._keeper.store()
                 await self._answer(Side.CHARGER, call, reply)
             await self._send_followups(then)
-            await self._reset_when_idle()
-
-    async def _reset_when_idle(self) -> None:
-        """A Reset(OnIdle) answered Scheduled goes to the charger as Reset(Soft) once its
-        last transaction has ended (2.0.1 B12.FR.03, reference §2.5)."""
-        if not self._state.reset_scheduled or self._desk.open_transactions:
-            return
-        # Stored before sending: a charger accepting drops the connection at once to
-        # reboot, and its boot must go up as RemoteReset, with no second reset after it.
-        self._state.reset_scheduled = False
-        self._state.boot_reason = "RemoteReset"
-        self._record_dirty = True
-        await self._store_station()
-        try:
-            result = await self._to_charger.call("Reset", {"type": "Soft"})
-            self._check_charger_answer("Reset", result)
-        except GatewayError as exc:
-            # Unanswered: the charger may be rebooting already; the reason stands.
-            log.warning("the scheduled Reset(Soft) failed: %s", exc.description)
-            return
-        log.info("scheduled reset sent: the charger answered %s", result["status"])
-        if result["status"] != "Accepted":
-            self._state.boot_reason = ""
-            self._record_dirty = True
-            await self._store_station()
+            await self._keeper.reset_when_idle(busy=bool(self._desk.open_transactions))
 
     async def _work_csms_calls(self) -> None:
         while not self._charger_gone:
@@ -428,11 +383,11 @@ class TranslatingSession:
         try:
             reply, then = await self._translate_call(Direction.CSMS_TO_CHARGER, call)
         except GatewayError as exc:
-            await self._store_station()
+            await self._keeper.store()
             if epoch == self._csms_epoch:
                 await self._answer_error(Side.CSMS, call, exc)
             return
-        await self._store_station()  # e.g. the boot reason a Reset leads to
+        await self._keeper.store()  # e.g. the boot reason a Reset leads to
         if epoch != self._csms_epoch:
             log.info("dropping the answer to %s: asked on a closed CSMS connection", call.action)
             return
@@ -463,7 +418,7 @@ class TranslatingSession:
         assert route is not None and convert is not None, "a route without the desk"
         ctx = self._context()
         outcome = convert(payload, ctx)
-        self._apply(outcome.effects)
+        self._keeper.apply(outcome.effects)
         self._metrics.translation_duration.labels(direction).observe(time.perf_counter() - started)
         if outcome.forward is None:
             reply = outcome.reply or {}
@@ -480,7 +435,7 @@ class TranslatingSession:
                 )
             self._check_answer(target, outcome.forward.action, result)
             answer = route.result(result, payload, ctx)
-            self._apply(answer.effects)
+            self._keeper.apply(answer.effects)
             reply = answer.reply or {}
             then = outcome.then + answer.then
         self._check(source, call.action, Kind.RESPONSE, reply)
@@ -529,7 +484,7 @@ class TranslatingSession:
         if not self._state.boot and action != "BootNotification":
             # A reconnecting charger does not boot again: after a gateway restart
             # without state, the gateway has to ask for the boot (1.6 §5.17).
-            self._boot_wanted = True
+            self._keeper.boot_wanted = True
         if route is not None and route.before_accepted is None:
             raise NotRegistered(f"{action} before the CSMS accepted the BootNotification")
         if route is None or route.before_accepted is not route.request:
@@ -586,62 +541,15 @@ class TranslatingSession:
         self._event_ids += 1
         return self._event_ids
 
-    # --- effects --------------------------------------------------------------------
-
-    def _apply(self, effects: tuple[Effect, ...]) -> None:
-        for effect in effects:
-            match effect:
-                case RegistrationChanged(status=status, boot=boot):
-                    self._state.boot, self._state.registration = boot, status
-                    self._state.boot_reason = ""  # spent on this boot
-                    self._record_dirty = True
-                    self._courier.wake()  # accepted: the outbox may go up now
-                case ConnectorErrorChanged(connector_id=connector, error_code=code):
-                    self._state.set_connector_error(connector, code)
-                    self._record_dirty = True
-                case AuthorizationSeen(id_tag=id_tag, info=info):
-                    self._authorizations_seen.append((id_tag, info))
-                case AuthorizationCacheCleared():
-                    self._authorizations_seen.clear()
-                    self._authorizations_cleared = True
-                case BootReasonExpected(reason=reason):
-                    self._state.boot_reason = reason
-                    self._record_dirty = True
-                case ResetScheduled(pending=pending):
-                    self._state.reset_scheduled = pending
-                    self._record_dirty = True
-                case MessageTriggered(message=message, requested=requested, connector_id=None):
-                    # Without a connector, a 1.6 charger answers for each of them.
-                    connectors = {0, *self._state.connector_statuses, *self._layout.connectors}
-                    for connector in sorted(connectors):
-                        self._state.add_trigger(message, connector, requested)
-                case MessageTriggered(message=message, requested=requested, connector_id=c):
-                    self._state.add_trigger(message, c, requested)
-
     async def _send_followups(self, then: tuple[OutboundCall, ...]) -> None:
         """After the reply: ask for a boot if needed, then send extra CALLs."""
-        if self._boot_wanted and not self._boot_requested:
-            await self._request_boot()
+        await self._keeper.request_boot_if_wanted()
         for extra in then:
             try:
                 self._check(Version.V201, extra.action, Kind.REQUEST, extra.payload)
                 await self._to_csms.call(extra.action, extra.payload)
             except GatewayError as exc:
                 log.warning("the CSMS did not take %s: %s", extra.action, exc.description)
-
-    async def _request_boot(self) -> None:
-        """The charger talks before the gateway knows it is registered (after a gateway
-        restart without state, say): ask it for a BootNotification (1.6 §5.17), once."""
-        self._boot_requested = True
-        try:
-            result = await self._to_charger.call(
-                "TriggerMessage", {"requestedMessage": "BootNotification"}
-            )
-        except GatewayError as exc:
-            log.warning("the charger did not take TriggerMessage(BootNotification): %s", exc)
-            return
-        if result.get("status") == "Accepted":
-            self._state.boot_reason = "Triggered"  # what the boot goes up with
 
     # --- frames out -----------------------------------------------------------------
 

@@ -14,11 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.errors import GatewayError
+from gateway.metrics import GatewayMetrics
 from gateway.ocppj import Payload
 from gateway.session.calls import OutgoingCalls
 from gateway.session.station import StationState
 from gateway.session.transactions import Reply
 from gateway.translate import device_model as dm
+from gateway.translate import reports
 from gateway.translate.layout import EvseLayout
 from gateway.translate.tables import TranslationTables
 from gateway.translate.types import Context, OutboundCall
@@ -50,6 +52,7 @@ class DeviceModelDesk:
         context: Callable[[], Context],
         check_charger_answer: Callable[[str, Payload], None],
         limits: DeviceModelLimits,
+        metrics: GatewayMetrics,
     ) -> None:
         self._station = station
         self._tables = tables
@@ -58,6 +61,7 @@ class DeviceModelDesk:
         self._context = context
         self._check_charger_answer = check_charger_answer
         self._limits = limits
+        self._metrics = metrics
 
     # --- handlers (SESSION_ROUTES) --------------------------------------------------
 
@@ -67,7 +71,9 @@ class DeviceModelDesk:
         configuration: dm.Configuration = {}
         if plan.keys:  # one GetConfiguration for every key asked for (reference §3.2)
             configuration = await self._read_configuration(list(plan.keys))
-        return dm.get_variables_response(plan, configuration, facts), ()
+        response = dm.get_variables_response(plan, configuration, facts)
+        self._count("GetVariables", response["getVariableResult"])
+        return response, ()
 
     async def set_variables(self, request: Payload) -> Reply:
         """One ChangeConfiguration per item, in request order: 1.6 changes one key per
@@ -89,34 +95,47 @@ class DeviceModelDesk:
                 results.append(dm.set_variable_failed(item, exc.description))
                 continue
             results.append(dm.set_variable_result(item, step, answer["status"]))
+        self._count("SetVariables", results)
         return {"setVariableResult": results}, ()
 
     async def get_base_report(self, request: Payload) -> Reply:
         entries = await self._report_entries()
-        selected = dm.select_base_report(entries, request["reportBase"])
+        selected = reports.select_base_report(entries, request["reportBase"])
+        self._metrics.reports.labels("GetBaseReport", "Accepted").inc()
         return self._report(request["requestId"], selected)
 
     async def get_report(self, request: Payload) -> Reply:
         entries = await self._report_entries()
-        selected = dm.select_report(entries, request)
+        selected = reports.select_report(entries, request)
+        status = "Accepted" if selected else "EmptyResultSet"  # nothing matches: B08.FR.15
+        self._metrics.reports.labels("GetReport", status).inc()
         if not selected:
-            return {"status": "EmptyResultSet"}, ()  # nothing matches: B08.FR.15
+            return {"status": status}, ()
         return self._report(request["requestId"], selected)
 
     # --- helpers --------------------------------------------------------------------
 
-    def _report(self, request_id: int, entries: list[dm.ReportEntry]) -> Reply:
+    def _count(self, operation: str, results: list[Payload]) -> None:
+        for result in results:
+            status = result["attributeStatus"]
+            if status == "Rejected" and "attributeStatusInfo" in result:
+                status = result["attributeStatusInfo"]["reasonCode"]
+            self._metrics.variable_results.labels(operation, status).inc()
+
+    def _report(self, request_id: int, entries: list[reports.ReportEntry]) -> Reply:
         generated_at = self._context().now()
-        reports = dm.notify_reports(request_id, entries, generated_at, self._limits.report_items)
-        calls = tuple(OutboundCall("NotifyReport", report) for report in reports)
+        messages = reports.notify_reports(
+            request_id, entries, generated_at, self._limits.report_items
+        )
+        calls = tuple(OutboundCall("NotifyReport", message) for message in messages)
         return {"status": "Accepted"}, calls
 
-    async def _report_entries(self) -> list[dm.ReportEntry]:
+    async def _report_entries(self) -> list[reports.ReportEntry]:
         """The whole configuration, read before answering: whether the report is empty
         depends on it (B08), and the CSMS gets the response before the first report."""
         configuration = await self._read_configuration(None)
         model = self._model()
-        return dm.report_entries(model, self._facts(configuration), configuration)
+        return reports.report_entries(model, self._facts(configuration), configuration)
 
     async def _read_configuration(self, keys: list[str] | None) -> dict[str, dm.ConfigEntry]:
         request: Payload = {} if keys is None else {"key": keys}

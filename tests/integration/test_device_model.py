@@ -21,7 +21,7 @@ from gateway.mappings import default_mappings_dir
 from gateway.sim.charger import ChargerSim
 from gateway.sim.configuration import ChargerConfiguration, ConfigKey, standard_configuration
 from gateway.sim.csms import CsmsSim
-from tests.integration.helpers import charger_url_of
+from tests.integration.helpers import charger_url_of, metric
 
 pytestmark = pytest.mark.integration
 
@@ -227,7 +227,7 @@ async def test_set_variables_one_change_configuration_per_item_with_statuses_map
 
 
 async def test_invalid_values_are_refused_by_the_gateway_before_the_charger_sees_them(
-    station: ChargerSim, csms: CsmsSim, configuration: ChargerConfiguration
+    station: ChargerSim, csms: CsmsSim, configuration: ChargerConfiguration, gateway: Gateway
 ) -> None:
     answer = await csms.call(
         "CP-1",
@@ -271,6 +271,18 @@ async def test_invalid_values_are_refused_by_the_gateway_before_the_charger_sees
     ]
     assert station.calls_of("ChangeConfiguration") == []
     assert configuration.changes == []
+    counted = {
+        reason: metric(
+            gateway, "ocpp_gateway_variable_results_total", operation="SetVariables", status=reason
+        )
+        for reason in ("InvalidValue", "ValueTooLow", "ReadOnly", "NotSupportedAttributeType")
+    }
+    assert counted == {
+        "InvalidValue": 3,
+        "ValueTooLow": 1,
+        "ReadOnly": 2,
+        "NotSupportedAttributeType": 1,
+    }
 
 
 async def test_set_then_get_reads_back_the_new_value(station: ChargerSim, csms: CsmsSim) -> None:

@@ -19,6 +19,7 @@ from gateway.ocppj import Payload, Version
 from gateway.schemas import Kind, validate
 from gateway.sim.configuration import ChargerConfiguration, meter_public_key, standard_configuration
 from gateway.translate import device_model as dm
+from gateway.translate import reports
 from gateway.translate.variables import (
     DataType,
     DeviceModel,
@@ -722,7 +723,7 @@ def test_every_set_variables_result_for_the_standard_charger_is_schema_valid() -
     """Every variable of the station written with the value it has (and with a value no
     variable takes), under every charger answer: each result is schema-valid."""
     configuration = _configuration()
-    entries = dm.report_entries(MODEL, FACTS, configuration)
+    entries = reports.report_entries(MODEL, FACTS, configuration)
     results: list[Payload] = []
     for entry in entries:
         variable = entry.variable
@@ -751,15 +752,17 @@ def _entries(
     model: DeviceModel = MODEL,
     facts: dm.DeviceFacts = FACTS,
     charger: ChargerConfiguration | None = None,
-) -> list[dm.ReportEntry]:
-    return dm.report_entries(model, facts, _configuration(charger))
+) -> list[reports.ReportEntry]:
+    return reports.report_entries(model, facts, _configuration(charger))
 
 
-def _names(entries: Iterable[dm.ReportEntry]) -> list[tuple[str, str, int | None, int | None]]:
+def _names(entries: Iterable[reports.ReportEntry]) -> list[tuple[str, str, int | None, int | None]]:
     return _where(entry.variable for entry in entries)
 
 
-def _entry(entries: Iterable[dm.ReportEntry], component: str, variable: str) -> dm.ReportEntry:
+def _entry(
+    entries: Iterable[reports.ReportEntry], component: str, variable: str
+) -> reports.ReportEntry:
     matching = [
         e
         for e in entries
@@ -892,7 +895,7 @@ def test_only_write_only_attributes_are_reported_without_a_value() -> None:
 
 def test_configuration_inventory_is_what_an_operator_can_set() -> None:
     """B07.FR.07: ReadWrite and WriteOnly variables, the charger's readonly flag applied."""
-    selected = dm.select_base_report(_entries(), "ConfigurationInventory")
+    selected = reports.select_base_report(_entries(), "ConfigurationInventory")
     assert all(e.reading.mutability is not Mutability.READ_ONLY for e in selected)
     names = {(e.variable.row.component, e.variable.row.variable) for e in selected}
     assert ("OCPPCommCtrlr", "HeartbeatInterval") in names
@@ -906,11 +909,11 @@ def test_configuration_inventory_is_what_an_operator_can_set() -> None:
 
 def test_full_inventory_is_everything() -> None:
     entries = _entries()
-    assert dm.select_base_report(entries, "FullInventory") == entries
+    assert reports.select_base_report(entries, "FullInventory") == entries
 
 
 def test_summary_inventory_is_the_components_state() -> None:
-    selected = dm.select_base_report(_entries(), "SummaryInventory")
+    selected = reports.select_base_report(_entries(), "SummaryInventory")
     assert _names(selected) == [
         ("ChargingStation", "AvailabilityState", None, None),
         ("ChargingStation", "Problem", None, None),
@@ -944,7 +947,7 @@ def _wanted(component: Payload, variable: Payload | None = None) -> Payload:
 
 def test_get_report_by_component_and_evse() -> None:
     request = _report_request(componentVariable=[_wanted(_component("EVSE", evse=2))])
-    assert _names(dm.select_report(_entries(), request)) == [
+    assert _names(reports.select_report(_entries(), request)) == [
         ("EVSE", "Available", 2, None),
         ("EVSE", "AvailabilityState", 2, None),
         ("EVSE", "Problem", 2, None),
@@ -955,7 +958,7 @@ def test_get_report_by_component_without_evse_covers_every_instance() -> None:
     request = _report_request(
         componentVariable=[_wanted(_component("Connector"), _variable("PhaseRotation"))]
     )
-    assert _names(dm.select_report(_entries(), request)) == [
+    assert _names(reports.select_report(_entries(), request)) == [
         ("Connector", "PhaseRotation", 1, 1),
         ("Connector", "PhaseRotation", 2, 1),
     ]
@@ -965,10 +968,10 @@ def test_get_report_by_connector() -> None:
     entries = _entries()
     one = _report_request(componentVariable=[_wanted(_component("Connector", 2, 1))])
     assert {
-        (e.variable.evse_id, e.variable.connector_id) for e in dm.select_report(entries, one)
+        (e.variable.evse_id, e.variable.connector_id) for e in reports.select_report(entries, one)
     } == {(2, 1)}
     none = _report_request(componentVariable=[_wanted(_component("Connector", 2, 2))])
-    assert dm.select_report(entries, none) == []
+    assert reports.select_report(entries, none) == []
 
 
 def test_get_report_by_variable_with_and_without_instance() -> None:
@@ -976,7 +979,7 @@ def test_get_report_by_variable_with_and_without_instance() -> None:
     every = _report_request(
         componentVariable=[_wanted(_component("DeviceDataCtrlr"), _variable("ItemsPerMessage"))]
     )
-    assert [e.variable.row.variable_instance for e in dm.select_report(entries, every)] == [
+    assert [e.variable.row.variable_instance for e in reports.select_report(entries, every)] == [
         "GetVariables",
         "GetReport",
         "SetVariables",
@@ -986,7 +989,7 @@ def test_get_report_by_variable_with_and_without_instance() -> None:
             _wanted(_component("DeviceDataCtrlr"), _variable("ItemsPerMessage", "GetReport"))
         ]
     )
-    selected = dm.select_report(entries, one)
+    selected = reports.select_report(entries, one)
     assert [e.variable.row.variable_instance for e in selected] == ["GetReport"]
 
 
@@ -994,7 +997,7 @@ def test_get_report_with_a_component_instance_the_station_lacks_is_empty() -> No
     request = _report_request(
         componentVariable=[_wanted({"name": "OCPPCommCtrlr", "instance": "Backup"})]
     )
-    assert dm.select_report(_entries(), request) == []
+    assert reports.select_report(_entries(), request) == []
 
 
 def test_get_report_with_several_component_variables_keeps_report_order() -> None:
@@ -1004,7 +1007,7 @@ def test_get_report_with_several_component_variables_keeps_report_order() -> Non
             _wanted(_component("OCPPCommCtrlr"), _variable("HeartbeatInterval")),
         ]
     )
-    assert _names(dm.select_report(_entries(), request)) == [
+    assert _names(reports.select_report(_entries(), request)) == [
         ("OCPPCommCtrlr", "HeartbeatInterval", None, None),
         ("OCPP16Config", "LedBrightness", None, None),
     ]
@@ -1014,7 +1017,7 @@ def test_component_criteria_problem_selects_the_faulty_components() -> None:
     """B08: a component with Problem true; connector 2 reports an error."""
     entries = _entries(facts=_facts(errors={2: "GroundFailure"}))
     request = _report_request(componentCriteria=["Problem"])
-    selected = dm.select_report(entries, request)
+    selected = reports.select_report(entries, request)
     assert {(e.variable.row.component, e.variable.evse_id) for e in selected} == {
         ("EVSE", 2),
         ("Connector", 2),
@@ -1025,9 +1028,9 @@ def test_component_criteria_problem_selects_the_faulty_components() -> None:
 
 def test_component_criteria_enabled_selects_components_with_enabled_true() -> None:
     entries = _entries(charger=_charger(AuthorizationCacheEnabled="false"))
-    enabled = dm.select_report(entries, _report_request(componentCriteria=["Enabled"]))
+    enabled = reports.select_report(entries, _report_request(componentCriteria=["Enabled"]))
     assert {e.variable.row.component for e in enabled} == {"LocalAuthListCtrlr"}
-    available = dm.select_report(entries, _report_request(componentCriteria=["Available"]))
+    available = reports.select_report(entries, _report_request(componentCriteria=["Available"]))
     assert {e.variable.row.component for e in available} == {
         "AuthCacheCtrlr",  # the key exists
         "LocalAuthListCtrlr",
@@ -1053,8 +1056,8 @@ def test_component_criteria_look_at_the_variable_without_instance() -> None:
         )
 
     model = DeviceModel((enabled("AlignedDataCtrlr", None), enabled("SampledDataCtrlr", "Extra")))
-    entries = dm.report_entries(model, FACTS, {})
-    selected = dm.select_report(entries, _report_request(componentCriteria=["Enabled"]))
+    entries = reports.report_entries(model, FACTS, {})
+    selected = reports.select_report(entries, _report_request(componentCriteria=["Enabled"]))
     assert _names(selected) == [("AlignedDataCtrlr", "Enabled", None, None)]
 
 
@@ -1064,13 +1067,15 @@ def test_component_criteria_and_component_variable_both_apply() -> None:
         componentCriteria=["Problem"],
         componentVariable=[_wanted(_component("EVSE"), _variable("AvailabilityState"))],
     )
-    assert _names(dm.select_report(entries, request)) == [("EVSE", "AvailabilityState", 2, None)]
+    assert _names(reports.select_report(entries, request)) == [
+        ("EVSE", "AvailabilityState", 2, None)
+    ]
     nothing = _report_request(componentCriteria=["Active"])
-    assert dm.select_report(entries, nothing) == []
+    assert reports.select_report(entries, nothing) == []
 
 
-def _notify(entries: Sequence[dm.ReportEntry], per_message: int) -> list[Payload]:
-    messages = dm.notify_reports(42, entries, GENERATED_AT, per_message)
+def _notify(entries: Sequence[reports.ReportEntry], per_message: int) -> list[Payload]:
+    messages = reports.notify_reports(42, entries, GENERATED_AT, per_message)
     for message in messages:
         validate(Version.V201, "NotifyReport", Kind.REQUEST, message)
     return messages
@@ -1113,7 +1118,7 @@ def test_every_notify_report_of_the_standard_charger_is_schema_valid(
 ) -> None:
     model = EXAMPLE_MODEL if vendor_file else MODEL
     facts = _facts(station=model.facts, errors={1: "OverCurrentFailure"}, profiles=1)
-    entries = dm.select_base_report(_entries(model, facts), report_base)
+    entries = reports.select_base_report(_entries(model, facts), report_base)
     assert entries
     for per_message in (1, 7, 1000):
         messages = _notify(entries, per_message)

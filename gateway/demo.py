@@ -26,6 +26,7 @@ from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.session.links import Side, TraceEvent
 from gateway.sim.charger import ChargerSim
+from gateway.sim.configuration import standard_configuration
 from gateway.sim.csms import CsmsSim
 
 _TYPES = {2: "CALL", 3: "RESULT", 4: "ERROR"}
@@ -110,6 +111,37 @@ async def _charger_script(charger: ChargerSim, number: int, stop: asyncio.Event)
     await charger.status(1, "Available")
 
 
+async def _show_device_model(csms: CsmsSim, station_id: str, out: TextIO) -> None:
+    """The CSMS reads the 1.6 charger's configuration as a 2.0.1 device model, and
+    changes one variable (docs/device-model.md)."""
+    await csms.call(station_id, "GetBaseReport", {"requestId": 1, "reportBase": "FullInventory"})
+    last = await csms.wait_for(
+        "NotifyReport", station_id=station_id, where=lambda p: not p.get("tbc"), timeout=10
+    )
+    reports = csms.received("NotifyReport", station_id=station_id)
+    variables = sum(len(m.payload.get("reportData", ())) for m in reports)
+    answer = await csms.call(
+        station_id,
+        "SetVariables",
+        {
+            "setVariableData": [
+                {
+                    "component": {"name": "OCPPCommCtrlr"},
+                    "variable": {"name": "HeartbeatInterval"},
+                    "attributeValue": "120",
+                }
+            ]
+        },
+    )
+    status = answer["setVariableResult"][0]["attributeStatus"]
+    print(
+        f"device model of {station_id}: {variables} variables in {len(reports)} NotifyReport "
+        f"(seqNo 0..{last[-1].payload['seqNo']}); SetVariables HeartbeatInterval=120: {status}",
+        file=out,
+        flush=True,
+    )
+
+
 async def run_demo(
     *,
     duration: float = 20.0,
@@ -140,7 +172,10 @@ async def run_demo(
                 flush=True,
             )
             url = f"ws://127.0.0.1:{gateway.charger_port}/ocpp"
-            sims = [ChargerSim(url, f"DEMO-{n:03d}") for n in range(1, chargers + 1)]
+            sims = [
+                ChargerSim(url, f"DEMO-{n:03d}", handlers=standard_configuration().handlers())
+                for n in range(1, chargers + 1)
+            ]
             stop = asyncio.Event()
             started = time.monotonic()
             try:
@@ -154,6 +189,7 @@ async def run_demo(
                             "DataTransfer",
                             {"vendorId": "com.example.csms", "data": {"hello": 1}},
                         )
+                        await _show_device_model(csms, sims[0].charge_point_id, out)
                     remaining = duration - (time.monotonic() - started)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(asyncio.Event().wait(), max(remaining, 0))

@@ -110,6 +110,8 @@ async def test_station_record_round_trips_every_field(store: Store) -> None:
             {"remoteStartId": 5, "idToken": TOKEN},
         ),
         charging_profiles=(PROFILE,),
+        boot_reason="RemoteReset",
+        reset_scheduled=True,
     )
     await store.put_station(record)
 
@@ -478,6 +480,21 @@ async def test_authorizations_are_cached_case_insensitively_per_station(store: S
     assert await store.get_authorization("CP1", "abc1") == {"status": "Blocked"}
     assert await store.get_authorization("CP2", "abc1") is None
     assert await store.get_authorization("CP1", "other") is None
+
+
+async def test_clearing_authorizations_empties_only_that_station_s_cache(store: Store) -> None:
+    """ClearCache (2.0.1 C11): the station's entries go first, then the change's own."""
+    await store.commit("CP1", Change(authorizations=(("A1", {"status": "Accepted"}),)))
+    await store.commit("CP2", Change(authorizations=(("A1", {"status": "Accepted"}),)))
+
+    await store.commit(
+        "CP1",
+        Change(authorizations=(("B2", {"status": "Blocked"}),), clear_authorizations=True),
+    )
+
+    assert await store.get_authorization("CP1", "A1") is None
+    assert await store.get_authorization("CP1", "B2") == {"status": "Blocked"}
+    assert await store.get_authorization("CP2", "A1") == {"status": "Accepted"}
 
 
 # --- SQLite file ----------------------------------------------------------------------

@@ -250,8 +250,8 @@ class TranslatingSession:
         for worker in workers:
             if worker is not csms_worker or not self._csms_busy:
                 worker.cancel()
-        # After the cancels: a CALL failed and cancelled in one step can lose the
-        # cancellation (asyncio.wait_for on 3.11), leaving a worker running forever.
+        # Cancel first, then fail: a cancelled worker must not see a failed CALL it
+        # could handle and carry on from.
         self._to_charger.fail(PeerUnavailable("charger disconnected"))
         await asyncio.wait({csms_worker}, timeout=self._settings.upstream_wait)
         csms_worker.cancel()
@@ -368,7 +368,8 @@ class TranslatingSession:
                 await self._keeper.store()
                 await self._answer(Side.CHARGER, call, reply)
             await self._send_followups(then)
-            await self._keeper.reset_when_idle(busy=bool(self._desk.open_transactions))
+            if self._state.reset_scheduled:
+                await self._keeper.reset_when_idle(busy=bool(self._desk.open_transactions))
 
     async def _work_csms_calls(self) -> None:
         while not self._charger_gone:

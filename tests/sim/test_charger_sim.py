@@ -8,9 +8,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import InvalidStatus
-from websockets.typing import Subprotocol
 
 from gateway.sim.charger import ChargerSim
 from gateway.sim.wire import CallErrorReceived, SchemaViolation
@@ -36,23 +35,6 @@ class HandCentral:
         """The next accepted charger connection."""
         async with asyncio.timeout(5):
             return await self._accepted.get()
-
-
-@pytest.fixture
-async def central() -> AsyncIterator[HandCentral]:
-    """A running HandCentral on a free loopback port."""
-    hand = HandCentral()
-    async with serve(
-        hand.handler,
-        "127.0.0.1",
-        0,
-        subprotocols=[Subprotocol("ocpp1.6")],
-        compression=None,
-        ping_interval=None,
-    ) as server:
-        port = next(iter(server.sockets)).getsockname()[1]
-        hand.url = f"ws://127.0.0.1:{port}/ocpp16/"
-        yield hand
 
 
 @pytest.fixture

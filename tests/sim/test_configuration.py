@@ -5,15 +5,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator
 from importlib.resources import files
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
-from websockets.asyncio.server import serve
-from websockets.typing import Subprotocol
 
 from gateway.sim import ChargerConfiguration, ChargerSim, ConfigKey, standard_configuration
 from gateway.sim.configuration import MEASURANDS, PHASES, meter_public_key
@@ -400,23 +397,6 @@ def test_an_empty_configuration_answers_an_empty_object() -> None:
 
 
 # --------------------------------------------------------------------------- over the wire
-
-
-@pytest.fixture
-async def central() -> AsyncIterator[HandCentral]:
-    """A hand-driven 1.6 central system on a free loopback port."""
-    hand = HandCentral()
-    async with serve(
-        hand.handler,
-        "127.0.0.1",
-        0,
-        subprotocols=[Subprotocol("ocpp1.6")],
-        compression=None,
-        ping_interval=None,
-    ) as server:
-        port = next(iter(server.sockets)).getsockname()[1]
-        hand.url = f"ws://127.0.0.1:{port}/ocpp16/"
-        yield hand
 
 
 @pytest.mark.integration

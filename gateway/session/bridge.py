@@ -30,7 +30,7 @@ from gateway.errors import (
     PeerUnavailable,
     UnknownAction,
 )
-from gateway.logs import station_context
+from gateway.logs import message_context, station_context
 from gateway.metrics import GatewayMetrics
 from gateway.ocppj import (
     Call,
@@ -358,25 +358,30 @@ class TranslatingSession:
     async def _work_charger_calls(self) -> None:
         while True:
             call = await self._charger_calls.get()
-            then: tuple[OutboundCall, ...] = ()
-            try:
-                reply, then = await self._translate_call(Direction.CHARGER_TO_CSMS, call)
-            except GatewayError as exc:
-                await self._keeper.store()
-                await self._answer_error(Side.CHARGER, call, exc)
-            else:
-                await self._keeper.store()
-                await self._answer(Side.CHARGER, call, reply)
-            await self._send_followups(then)
+            with message_context(call.unique_id):  # on every log line about this CALL
+                await self._handle_charger_call(call)
             if self._state.reset_scheduled:
                 await self._keeper.reset_when_idle(busy=bool(self._desk.open_transactions))
+
+    async def _handle_charger_call(self, call: Call) -> None:
+        then: tuple[OutboundCall, ...] = ()
+        try:
+            reply, then = await self._translate_call(Direction.CHARGER_TO_CSMS, call)
+        except GatewayError as exc:
+            await self._keeper.store()
+            await self._answer_error(Side.CHARGER, call, exc)
+        else:
+            await self._keeper.store()
+            await self._answer(Side.CHARGER, call, reply)
+        await self._send_followups(then)
 
     async def _work_csms_calls(self) -> None:
         while not self._charger_gone:
             epoch, call = await self._csms_calls.get()
             self._csms_busy = True
             try:
-                await self._handle_csms_call(epoch, call)
+                with message_context(call.unique_id):
+                    await self._handle_csms_call(epoch, call)
             finally:
                 self._csms_busy = False
 

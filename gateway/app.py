@@ -6,6 +6,12 @@ One session per connected charger. A second connection with the same identity re
 the first: the old session's upstream link is closed *before* the new one opens (real
 CSMSs misroute when two connections carry one station id), then the old charger
 connection is closed, as a charger reconnecting after a half-open TCP connection expects.
+
+Shutdown (SIGTERM, :meth:`Gateway.stop`) drains within ``shutdown_grace`` seconds: new
+chargers are refused with HTTP 503 and ``/readyz`` fails at once; every station's outbox
+gets up to half the grace to reach the CSMS (through a reconnect too); then the chargers
+are closed with 1001 (going away) so they reconnect to another replica. What is still
+undelivered stays in the store and goes up on the station's next connection.
 """
 
 from __future__ import annotations
@@ -14,7 +20,11 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
+
+from websockets.asyncio.server import ServerConnection
+from websockets.http11 import Request, Response
 
 from gateway.config import Settings
 from gateway.mappings import load_tables
@@ -24,7 +34,7 @@ from gateway.ops_http import OpsServer
 from gateway.session.bridge import SessionSettings, TranslatingSession
 from gateway.session.links import FrameObserver
 from gateway.session.passthrough import PassThroughSession
-from gateway.state import StateError, Store, open_store
+from gateway.state import InstrumentedStore, StateError, Store, open_store
 from gateway.translate.layout import EvseLayout
 from gateway.translate.tables import TranslationTables
 from gateway.transport.server import ChargerServer, WebsocketChargerLink
@@ -34,13 +44,32 @@ log = logging.getLogger(__name__)
 
 REPLACED = (1000, "replaced by a newer connection")
 ENDED_TRANSACTION_RETENTION = 30 * 24 * 3600.0  # seconds an ended transaction is remembered
+# Share of shutdown_grace the outboxes get to drain; the rest is for closing the chargers.
+DRAIN_SHARE = 0.5
 
 
 @dataclass(slots=True)
 class _Running:
     link: WebsocketChargerLink
     upstream: UpstreamLink
+    session: TranslatingSession | PassThroughSession
     done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class _DrainingChargerServer(ChargerServer):
+    """The charger server, refusing new handshakes with HTTP 503 once the gateway drains
+    (a load balancer or the charger then tries another replica, or again later)."""
+
+    draining = False
+
+    def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if self.draining:
+            self._metrics.handshakes.labels("refused_draining").inc()
+            log.info("refused a charger: the gateway is shutting down")
+            return connection.respond(
+                HTTPStatus.SERVICE_UNAVAILABLE, "The gateway is shutting down; connect again.\n"
+            )
+        return super()._check_request(connection, request)
 
 
 class Gateway:
@@ -56,14 +85,16 @@ class Gateway:
         self.settings = settings
         self.upstream_url = settings.require_upstream()
         self.metrics = metrics or GatewayMetrics()
-        self.store = store or open_store(settings.state)
+        self.store: Store = InstrumentedStore(
+            store or open_store(settings.state), self.metrics.store_duration
+        )
         self._tables = tables
         self._observer = observer
         self._sessions: dict[str, _Running] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._draining = False
         host, port = settings.listen_host_port()
-        self._chargers = ChargerServer(
+        self._chargers = _DrainingChargerServer(
             host=host,
             port=port,
             metrics=self.metrics,
@@ -131,21 +162,45 @@ class Gateway:
         return True, f"{len(self._sessions)} chargers connected"
 
     async def stop(self) -> None:
-        """Stop accepting, close chargers with 1001 so they reconnect elsewhere, flush state."""
+        """Drain within ``shutdown_grace``: refuse new chargers (HTTP 503, /readyz fails),
+        let the outboxes reach the CSMS, close chargers with 1001 so they reconnect
+        elsewhere, flush state."""
         if self._draining:
             return
         self._draining = True
+        self._chargers.draining = True
+        grace = self.settings.shutdown_grace
+        deadline = asyncio.get_running_loop().time() + grace
+        await self._drain_outboxes(grace * DRAIN_SHARE)
         try:
-            await asyncio.wait_for(self._chargers.close(), self.settings.shutdown_grace)
+            async with asyncio.timeout_at(deadline):  # not wait_for: see session/calls.py
+                await self._chargers.close()
         except TimeoutError:
-            log.warning(
-                "chargers still open after %.0f s; exiting anyway", self.settings.shutdown_grace
-            )
+            log.warning("chargers still open after %.1f s; exiting anyway", grace)
         if self._ops is not None:
             await self._ops.stop()
         if self._pruning is not None:
             self._pruning.cancel()
         await self.store.close()
+
+    async def _drain_outboxes(self, within: float) -> None:
+        """Give every connected station's outbox up to ``within`` seconds to be delivered."""
+        sessions = [
+            running.session
+            for running in self._sessions.values()
+            if isinstance(running.session, TranslatingSession)
+        ]
+        if not sessions or within <= 0:
+            return
+        log.info("shutting down: delivering the outboxes of %d station(s)", len(sessions))
+        drained = await asyncio.gather(*(session.drain(within) for session in sessions))
+        if left := drained.count(False):
+            log.warning(
+                "%d station(s) still have undelivered messages after %.1f s: they stay "
+                "stored and go to the CSMS on the station's next connection",
+                left,
+                within,
+            )
 
     async def _prune_ended_transactions(self) -> None:
         """Ended transactions are kept so late or re-sent messages are recognised, for a
@@ -174,7 +229,8 @@ class Gateway:
             max_frame_bytes=self.settings.max_frame_bytes,
             ping_interval=self.settings.ping_interval,
         )
-        running = _Running(link, upstream)
+        session = self._session_for(link, upstream)
+        running = _Running(link, upstream, session)
         lock = self._locks.setdefault(station_id, asyncio.Lock())
         async with lock:
             previous = self._sessions.get(station_id)
@@ -182,7 +238,7 @@ class Gateway:
                 await self._replace(previous)
             self._sessions[station_id] = running
         try:
-            await self._session_for(link, upstream).run()
+            await session.run()
         finally:
             if self._sessions.get(station_id) is running:
                 del self._sessions[station_id]

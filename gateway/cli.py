@@ -1,4 +1,4 @@
-"""The ``ocpp-gateway`` command: serve, demo, check-config.
+"""The ``ocpp-gateway`` command: serve, demo, check-config, example-csms.
 
 Layer: top. With config.py, the only place that reads argv and the environment.
 """
@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from gateway import __version__
-from gateway.config import ConfigError, Settings, add_settings_arguments, settings_from_namespace
+from gateway.config import (
+    ConfigError,
+    Settings,
+    add_settings_arguments,
+    settings_from_namespace,
+    split_host_port,
+)
 from gateway.logs import configure_logging
 from gateway.mappings import MappingError, load_tables
 from gateway.state import StateError, open_store
@@ -74,6 +80,50 @@ def _check_config(settings: Settings) -> int:
     return 0
 
 
+_EXAMPLE_CSMS_KEEP = 1000  # received messages kept in memory by the long-running example CSMS
+
+
+async def _example_csms(host: str, port: int) -> int:
+    """Run the sim CSMS (accepts every boot, answers what a station sends) until SIGTERM.
+
+    Schema violations are logged by the sim as warnings when they happen.
+    """
+    from gateway.sim.csms import CsmsSim  # noqa: PLC0415 - keep `--help` fast
+
+    csms = CsmsSim(host, port)
+    await csms.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    shown = f"[{host}]" if ":" in host else host
+    print(
+        f"example CSMS (OCPP 2.0.1 test/demo peer, not a production CSMS) listening on "
+        f"ws://{shown}:{csms.port}/ocpp",
+        flush=True,
+    )
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5.0):
+                await stop.wait()
+        # The sim records everything for tests (and logs violations as it finds them);
+        # under docker compose it may run for days, so keep memory bounded.
+        csms.violations.clear()
+        del csms.messages[:-_EXAMPLE_CSMS_KEEP]
+        del csms.connections[:-_EXAMPLE_CSMS_KEEP]
+        del csms.security_errors[:-_EXAMPLE_CSMS_KEEP]
+    log.info("example CSMS: stopping")
+    await csms.stop()
+    return 0
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    try:
+        return split_host_port(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ocpp-gateway",
@@ -96,6 +146,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="directory for the SQLite state (default: a temporary one)",
     )
     demo.add_argument("--log-level", default="warning", help="gateway log level (default warning)")
+    csms = commands.add_parser(
+        "example-csms",
+        help="run the built-in OCPP 2.0.1 CSMS simulator (a test/demo peer, not a real CSMS)",
+        description="Run the built-in OCPP 2.0.1 CSMS simulator as an upstream for the "
+        "gateway in demos and tests (docker compose uses it). It accepts every "
+        "BootNotification, authorizes every idToken, answers the other messages a "
+        "station sends and logs schema violations; it keeps no state on disk. It is a "
+        "test/demo peer, NOT a production CSMS. Stops on SIGTERM or SIGINT.",
+    )
+    csms.add_argument(
+        "--listen",
+        type=_host_port,
+        default=("127.0.0.1", 8080),
+        metavar="HOST:PORT",
+        help="websocket address to listen on (default 127.0.0.1:8080; any URL path, the "
+        "last segment is the station id)",
+    )
+    csms.add_argument(
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="log level (default info)",
+    )
     return parser
 
 
@@ -110,6 +183,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 run_demo(duration=args.duration, chargers=args.chargers, state_dir=args.state_dir)
             )
         return 130
+    if args.command == "example-csms":
+        configure_logging(level=args.log_level, fmt="text", stream=sys.stderr)
+        with contextlib.suppress(KeyboardInterrupt):
+            return run_event_loop(_example_csms(*args.listen))
+        return 130
     try:
         settings = settings_from_namespace(args, os.environ)
         configure_logging(level=settings.log_level, fmt=settings.log_format)
@@ -117,6 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check_config(settings)
         settings.require_upstream()
         open_store(settings.state)
+        # The tables are read again at start; this run names a broken file and entry
+        # with exit 2 like check-config, instead of a traceback from inside the loop.
+        load_tables(Path(settings.mappings) if settings.mappings else None)
     except (ConfigError, MappingError, StateError) as exc:
         print(f"ocpp-gateway: {exc}", file=sys.stderr)
         return 2

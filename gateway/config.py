@@ -388,7 +388,8 @@ SETTINGS_FLAGS: tuple[SettingSpec, ...] = (
         name="shutdown_grace",
         kind="float",
         metavar="SECONDS",
-        help="seconds to drain connections on SIGTERM/SIGINT",
+        help="seconds from SIGTERM/SIGINT to exit: outboxes drain for up to half, then "
+        "chargers are closed with 1001",
     ),
     SettingSpec(
         name="offline_mode",

@@ -12,7 +12,8 @@ process and read each one's numbers.
 
 from __future__ import annotations
 
-from typing import Final
+import time
+from typing import Final, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
@@ -25,6 +26,18 @@ _KNOWN_ACTIONS: Final = known_actions(Version.V16) | known_actions(Version.V201)
 # Round trips are dominated by the CSMS (tens of ms to seconds); translation by CPU (µs).
 _RTT_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _CPU_BUCKETS: Final = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 1e-2)
+# Store calls: an in-memory or WAL SQLite write takes 0.1-1 ms, a Redis round trip or a
+# contended fsync several ms, a stalled disk up to seconds.
+_STORE_BUCKETS: Final = (1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 1)
+
+
+class OutboxHead(Protocol):
+    """A station's outbox, as the oldest-entry age gauge sees it."""
+
+    def oldest_enqueued(self) -> float | None:
+        """``time.monotonic()`` when the oldest undelivered message was queued (or loaded
+        from the store after a restart); None when nothing waits."""
+        ...
 
 
 def action_label(action: str) -> str:
@@ -46,7 +59,8 @@ class GatewayMetrics:
         )
         self.handshakes = Counter(
             "ocpp_gateway_charger_handshakes_total",
-            "Charger connection attempts by outcome (accepted, or the refusal reason).",
+            "Charger connection attempts by outcome: accepted, or the refusal reason "
+            "(refused_identity, refused_subprotocol, refused_draining).",
             ["outcome"],
             registry=r,
         )
@@ -120,6 +134,15 @@ class GatewayMetrics:
             "CSMS, over all stations of this process.",
             registry=r,
         )
+        self.outbox_oldest_age = Gauge(
+            "ocpp_gateway_outbox_oldest_age_seconds",
+            "Age of the oldest undelivered outbox message over all stations of this process "
+            "(0 when none); messages loaded from the store after a restart count from then.",
+            registry=r,
+        )
+        # Outboxes with something queued; read at scrape time, never on the hot path.
+        self._outbox_heads: set[OutboxHead] = set()
+        self.outbox_oldest_age.set_function(self._oldest_outbox_age)
         self.outbox_delivered = Counter(
             "ocpp_gateway_outbox_delivered_total",
             "Outbox messages the CSMS answered, by action and whether they went up flagged "
@@ -148,6 +171,11 @@ class GatewayMetrics:
             ["event"],
             registry=r,
         )
+        self.active_transactions = Gauge(
+            "ocpp_gateway_active_transactions",
+            "Open transactions of the stations connected to this process.",
+            registry=r,
+        )
         self.unknown_transactions = Counter(
             "ocpp_gateway_unknown_transactions_total",
             "Charger messages naming a transaction id the gateway does not know, by action.",
@@ -173,6 +201,14 @@ class GatewayMetrics:
             registry=r,
         )
 
+        self.store_duration = Histogram(
+            "ocpp_gateway_store_operation_duration_seconds",
+            "Duration of state store calls, by Store method (failed calls included).",
+            ["operation"],
+            buckets=_STORE_BUCKETS,
+            registry=r,
+        )
+
         self.variable_results = Counter(
             "ocpp_gateway_variable_results_total",
             "GetVariables/SetVariables items answered, by operation and attributeStatus "
@@ -187,6 +223,21 @@ class GatewayMetrics:
             ["request", "status"],
             registry=r,
         )
+
+    def watch_outbox(self, head: OutboxHead) -> None:
+        """Count ``head`` in the oldest-entry age while it has messages queued."""
+        self._outbox_heads.add(head)
+
+    def unwatch_outbox(self, head: OutboxHead) -> None:
+        self._outbox_heads.discard(head)
+
+    def _oldest_outbox_age(self) -> float:
+        now = time.monotonic()
+        oldest = min(
+            (t for head in tuple(self._outbox_heads) if (t := head.oldest_enqueued()) is not None),
+            default=None,
+        )
+        return 0.0 if oldest is None else max(0.0, now - oldest)
 
     def count_message(self, side: str, direction: str, message_type: str, action: str) -> None:
         self.messages.labels(side, direction, message_type, action_label(action)).inc()

@@ -256,6 +256,7 @@ class TranslatingSession:
         await asyncio.wait({csms_worker}, timeout=self._settings.upstream_wait)
         csms_worker.cancel()
         self._courier.close()
+        self._desk.close()
         await self._csms.close()
 
     async def _load_station(self) -> bool:
@@ -268,10 +269,16 @@ class TranslatingSession:
             await self._courier.load()
         except StateError:
             log.exception("cannot read the station's state; refusing the charger for now")
+            self._desk.close()
             return False
         if record is not None:
             self._state.load(record)  # in place: the desk and courier share this state
         return True
+
+    async def drain(self, within: float) -> bool:
+        """Gateway shutdown: give the outbox up to ``within`` seconds to reach the CSMS
+        (through a reconnect too) before the charger is closed; whether it did."""
+        return await self._courier.flush(within)
 
     async def _mirror_csms_outages(self) -> None:
         """Mirror mode: without the CSMS for offline_grace seconds, close the charger so

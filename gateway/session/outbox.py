@@ -19,6 +19,11 @@ courier sends one at a time; after a restart it is not known whether it was, so 
 oldest keeps the flag it was stored with and every later one is flagged offline. The
 flags are therefore derived, not stored, apart from the one set when a message is
 appended while the CSMS is unreachable.
+
+The courier remembers when each queued message was queued (``time.monotonic()``, in
+memory only: after a restart a loaded message counts from its load) for the
+``ocpp_gateway_outbox_oldest_age_seconds`` gauge, which asks the couriers with something
+queued at scrape time.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -72,6 +78,7 @@ class OutboxCourier:
         self._check = check
         self._retry_interval = retry_interval
         self._queue: deque[OutboxMessage] = deque()
+        self._enqueued: dict[int, float] = {}  # position -> time.monotonic() when queued
         self._answers: dict[int, asyncio.Future[Payload | None]] = {}
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
@@ -95,9 +102,12 @@ class OutboxCourier:
         self._queue.append(head)
         self._queue.extend(dataclasses.replace(message, offline=True) for message in rest)
         loop = asyncio.get_running_loop()
+        now = time.monotonic()
         for message in pending:
             self._answers[message.position] = loop.create_future()
+            self._enqueued[message.position] = now
         self._metrics.outbox_pending.inc(len(pending))
+        self._metrics.watch_outbox(self)
         self._drained.clear()
         log.info("%d undelivered message(s) from before: replaying them first", len(pending))
         self._wake.set()
@@ -122,10 +132,13 @@ class OutboxCourier:
         )
         if queued:
             loop = asyncio.get_running_loop()
+            now = time.monotonic()
             for message in queued:
                 self._answers[message.position] = loop.create_future()
+                self._enqueued[message.position] = now
             self._queue.extend(queued)
             self._metrics.outbox_pending.inc(len(queued))
+            self._metrics.watch_outbox(self)
             self._drained.clear()
             self._wake.set()
         return queued
@@ -143,6 +156,10 @@ class OutboxCourier:
             ):
                 return message
         return None
+
+    def oldest_enqueued(self) -> float | None:
+        """When the oldest undelivered message was queued (monotonic), None when none."""
+        return self._enqueued.get(self._queue[0].position) if self._queue else None
 
     def pending(self, transaction_id: str) -> int:
         """Undelivered messages of one transaction (GetTransactionStatus, E14)."""
@@ -179,6 +196,18 @@ class OutboxCourier:
             return not self._queue
         try:
             async with asyncio.timeout(within):
+                await self._drained.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def flush(self, within: float) -> bool:
+        """Shutdown: wait up to ``within`` seconds for everything queued to be delivered,
+        through a CSMS reconnect too, or for the session to end; False on timeout."""
+        if not self._queue:
+            return True
+        try:
+            async with asyncio.timeout(within):  # not wait_for: see calls.py
                 await self._drained.wait()
         except TimeoutError:
             return False
@@ -271,11 +300,13 @@ class OutboxCourier:
                 await self._pause()
         self._queue.popleft()
         self._transmitted.discard(message.position)
+        self._enqueued.pop(message.position, None)
         self._metrics.outbox_pending.dec()
         answer = self._answers.pop(message.position, None)
         if answer is not None and not answer.done():
             answer.set_result(result)
         if not self._queue:
+            self._metrics.unwatch_outbox(self)
             self._drained.set()
 
     async def _pause(self) -> None:
@@ -284,7 +315,10 @@ class OutboxCourier:
     def close(self) -> None:
         """The session ends: what is still queued stays in the store for the next one."""
         self._metrics.outbox_pending.dec(len(self._queue))
+        self._metrics.unwatch_outbox(self)
         self._queue.clear()
+        self._enqueued.clear()
+        self._drained.set()  # a shutdown waiting in flush() need not wait any longer
         for answer in self._answers.values():
             if not answer.done():
                 answer.set_result(None)

@@ -91,10 +91,19 @@ class TransactionDesk:
         self._connected_at = connected_at
         self._check_charger_answer = check_charger_answer
         self._open: dict[int, TransactionRecord] = {}  # by 1.6 connectorId
+        # Whether ``_open`` counts in ocpp_gateway_active_transactions (until close()).
+        self._counting = True
 
     async def load(self) -> None:
         for record in await self._store.open_transactions(self._station.station_id):
-            self._open[record.connector_id] = record
+            self._keep_open(record)
+
+    def close(self) -> None:
+        """The session ends: its open transactions no longer count as active here (they
+        stay open in the store for the station's next connection)."""
+        if self._counting:
+            self._counting = False
+            self._metrics.active_transactions.dec(len(self._open))
 
     @property
     def open_transactions(self) -> tuple[TransactionRecord, ...]:
@@ -156,7 +165,7 @@ class TransactionDesk:
                 station=self._station.record(), transactions=tuple(records), append=tuple(appended)
             )
         )
-        self._open[connector] = record
+        self._keep_open(record)
         self._metrics.transactions.labels("started").inc()
         result = await self._csms_answer(queued[-1])
         if result is None:
@@ -257,7 +266,7 @@ class TransactionDesk:
                 append=(OutboxMessage("TransactionEvent", event, record.transaction_id),),
             )
         )
-        del self._open[record.connector_id]
+        self._forget_open(record.connector_id)
         self._metrics.transactions.labels("ended").inc()
         tag_info: Payload | None = None
         if "idToken" in event:
@@ -374,7 +383,7 @@ class TransactionDesk:
                 OutboxMessage("TransactionEvent", event, record.transaction_id) for event in events
             )
             await self._commit(Change(transactions=(updated,), append=messages))
-            self._open[record.connector_id] = updated
+            self._keep_open(updated)
         return {}, ()
 
     async def status_notification(self, request: Payload) -> Reply:
@@ -425,7 +434,7 @@ class TransactionDesk:
             Change(station=self._station.record(), transactions=records, append=tuple(messages))
         )
         if records:
-            self._open[connector] = records[0]
+            self._keep_open(records[0])
         return {}, ()
 
     async def authorize_offline(self, request: Payload) -> Payload:
@@ -457,6 +466,16 @@ class TransactionDesk:
 
     # --- helpers --------------------------------------------------------------------
 
+    def _keep_open(self, record: TransactionRecord) -> None:
+        """Record an open transaction of its connector; a new one counts as active."""
+        if record.connector_id not in self._open and self._counting:
+            self._metrics.active_transactions.inc()
+        self._open[record.connector_id] = record
+
+    def _forget_open(self, connector_id: int) -> None:
+        if self._open.pop(connector_id, None) is not None and self._counting:
+            self._metrics.active_transactions.dec()
+
     def _by_legacy_id(self, legacy_id: int) -> TransactionRecord | None:
         return next((r for r in self._open.values() if r.legacy_id == legacy_id), None)
 
@@ -481,7 +500,7 @@ class TransactionDesk:
     async def _remember(self, record: TransactionRecord) -> None:
         """Store what the charger was told (for answering a re-sent message the same)."""
         if not record.ended:
-            self._open[record.connector_id] = record
+            self._keep_open(record)
         try:
             await self._store.commit(self._station.station_id, Change(transactions=(record,)))
         except StateError:

@@ -1,4 +1,5 @@
-"""Durable state behind the Store protocol: SQLite (embedded default), memory (tests)."""
+"""Durable state behind the Store protocol: SQLite (embedded default), memory (tests);
+InstrumentedStore times the calls of any of them."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from gateway.state.base import (
     Store,
     TransactionRecord,
 )
+from gateway.state.instrumented import InstrumentedStore
 
 
 def open_store(url: str) -> Store:
@@ -28,6 +30,7 @@ def open_store(url: str) -> Store:
 
 __all__ = [
     "Change",
+    "InstrumentedStore",
     "OutboxMessage",
     "StateError",
     "StationRecord",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.mappings import default_mappings_dir
 from gateway.sim.charger import ChargerSim
 from gateway.sim.csms import CsmsSim
 
@@ -82,4 +84,24 @@ async def test_serve_refuses_to_start_without_an_upstream(tmp_path: Path) -> Non
     _, stderr = await process.communicate()
     assert process.returncode == 2
     assert b"upstream is required" in stderr
+    assert b"Traceback" not in stderr
+
+
+async def test_serve_names_a_broken_mapping_file_and_exits_2(tmp_path: Path) -> None:
+    """A vendor file with a misspelt variable stops `serve` like `check-config` does."""
+    mappings = tmp_path / "mappings"
+    shutil.copytree(default_mappings_dir(), mappings, ignore=shutil.ignore_patterns("__*"))
+    (mappings / "vendors" / "broken.toml").write_text(
+        'vendor = "ACME"\n[[variable]]\ncomponent = "TxCtrlr"\nvariable = "TxStartPt"\n'
+        'type = "string"\nmutability = "ReadOnly"\nvalue = "x"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OCPP_GATEWAY_")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway.cli", "serve", "--upstream", "ws://127.0.0.1:1/ocpp",
+        "--state", f"sqlite:///{tmp_path}/s.db", "--mappings", str(mappings),
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, stderr = await process.communicate()
+    assert process.returncode == 2
+    assert b"broken.toml: variable[0] (TxCtrlr.TxStartPt)" in stderr
     assert b"Traceback" not in stderr

@@ -1,0 +1,96 @@
+"""A Store that times every call of another Store: ``InstrumentedStore(store, histogram)``.
+
+Layer: state. Same protocol as the store it wraps; each data operation is observed in
+the histogram (``ocpp_gateway_store_operation_duration_seconds``) under the Store method's
+name, whether it returned or raised, and exceptions pass through unchanged. ``open`` and
+``close`` run once per process and are not timed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable
+from typing import Final, TypeVar
+
+from prometheus_client import Histogram
+
+from gateway.ocppj import Payload
+from gateway.state.base import Change, OutboxMessage, StationRecord, Store, TransactionRecord
+
+T = TypeVar("T")
+
+#: The ``operation`` label values: the timed Store methods.
+OPERATIONS: Final = (
+    "get_station",
+    "put_station",
+    "commit",
+    "allocate_legacy_id",
+    "open_transactions",
+    "find_transaction",
+    "pending_outbox",
+    "get_authorization",
+    "prune",
+    "ping",
+)
+
+
+class InstrumentedStore:
+    """Wraps ``store``; times each operation in ``histogram`` (one label: ``operation``)."""
+
+    def __init__(self, store: Store, histogram: Histogram) -> None:
+        self.inner = store
+        # One child per operation, made up front: the hot path skips the label lookup,
+        # and every operation is exported (count 0) before its first call.
+        self._timers = {operation: histogram.labels(operation) for operation in OPERATIONS}
+
+    async def _timed(self, operation: str, call: Awaitable[T]) -> T:
+        started = time.perf_counter()
+        try:
+            return await call
+        finally:
+            self._timers[operation].observe(time.perf_counter() - started)
+
+    async def open(self) -> None:
+        await self.inner.open()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def ping(self) -> None:
+        await self._timed("ping", self.inner.ping())
+
+    async def get_station(self, station_id: str) -> StationRecord | None:
+        return await self._timed("get_station", self.inner.get_station(station_id))
+
+    async def put_station(self, record: StationRecord) -> None:
+        await self._timed("put_station", self.inner.put_station(record))
+
+    async def commit(self, station_id: str, change: Change) -> tuple[int, ...]:
+        return await self._timed("commit", self.inner.commit(station_id, change))
+
+    async def allocate_legacy_id(self, station_id: str) -> int:
+        return await self._timed("allocate_legacy_id", self.inner.allocate_legacy_id(station_id))
+
+    async def open_transactions(self, station_id: str) -> list[TransactionRecord]:
+        return await self._timed("open_transactions", self.inner.open_transactions(station_id))
+
+    async def find_transaction(
+        self, station_id: str, *, legacy_id: int | None = None, transaction_id: str | None = None
+    ) -> TransactionRecord | None:
+        return await self._timed(
+            "find_transaction",
+            self.inner.find_transaction(
+                station_id, legacy_id=legacy_id, transaction_id=transaction_id
+            ),
+        )
+
+    async def pending_outbox(self, station_id: str) -> list[OutboxMessage]:
+        return await self._timed("pending_outbox", self.inner.pending_outbox(station_id))
+
+    async def get_authorization(self, station_id: str, id_token: str) -> Payload | None:
+        return await self._timed(
+            "get_authorization", self.inner.get_authorization(station_id, id_token)
+        )
+
+    async def prune(self, ended_before: float) -> int:
+        return await self._timed("prune", self.inner.prune(ended_before))

@@ -26,30 +26,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from gateway.translate import core, operations
-from gateway.translate.types import Direction, RequestConverter, ResultConverter
+from gateway.translate import (
+    core,
+    firmware,
+    local_list,
+    operations,
+    reservations,
+    security,
+    smart_charging,
+)
+from gateway.translate.types import Direction, Route
+
+__all__ = ["ROUTES", "SESSION_ROUTES", "Route", "SessionRoute"]
 
 CHARGER_TO_CSMS: Final = Direction.CHARGER_TO_CSMS
 CSMS_TO_CHARGER: Final = Direction.CSMS_TO_CHARGER
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """How one received action is translated.
-
-    ``request`` converts the received CALL; when it forwards a CALL to the other side,
-    ``result`` converts that side's answer into the reply. ``before_accepted`` handles
-    the action while the CSMS has not accepted the station's BootNotification (2.0.1
-    B01.FR.08 forbids forwarding it); None means the gateway refuses it with
-    SecurityError, as a 2.0.1 CSMS would (B02.FR.09). ``also`` names the other actions
-    ``request`` may forward instead of ``target``, for some requests.
-    """
-
-    target: str  # the action sent to the other side, for docs and metrics
-    request: RequestConverter
-    result: ResultConverter
-    before_accepted: RequestConverter | None = None
-    also: tuple[str, ...] = ()  # other actions request may forward
 
 
 ROUTES: Final[dict[tuple[Direction, str], Route]] = {
@@ -95,6 +86,12 @@ ROUTES: Final[dict[tuple[Direction, str], Route]] = {
     (CSMS_TO_CHARGER, "ClearCache"): Route(
         "ClearCache", operations.clear_cache_req, operations.clear_cache_conf
     ),
+    # Each message family's module has its own table (one file per profile).
+    **smart_charging.ROUTES,
+    **local_list.ROUTES,
+    **reservations.ROUTES,
+    **firmware.ROUTES,
+    **security.ROUTES,
 }
 
 

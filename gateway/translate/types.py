@@ -142,6 +142,9 @@ class StationView:
     # Accepted): 2.0.1 UnlockConnector and Reset(OnIdle) depend on it.
     open_transactions: Mapping[int, bool] = field(default_factory=dict)
     boot_reason: str = "PowerUp"  # what the next BootNotification goes up with
+    # The charger implements the OCPP 1.6 security extension (whitepaper: signed
+    # firmware, GetLog, certificates, ExtendedTriggerMessage), so those go to it as such.
+    security_extension: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,3 +192,22 @@ def normalise_datetime(text: str) -> str:
 
 RequestConverter = Callable[[Payload, Context], Outcome]
 ResultConverter = Callable[[Payload, Payload, Context], Outcome]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """How one received action is translated.
+
+    ``request`` converts the received CALL; when it forwards a CALL to the other side,
+    ``result`` converts that side's answer into the reply. ``before_accepted`` handles
+    the action while the CSMS has not accepted the station's BootNotification (2.0.1
+    B01.FR.08 forbids forwarding it); None means the gateway refuses it with
+    SecurityError, as a 2.0.1 CSMS would (B02.FR.09). ``also`` names the other actions
+    ``request`` may forward instead of ``target``, for some requests.
+    """
+
+    target: str  # the action sent to the other side, for docs and metrics
+    request: RequestConverter
+    result: ResultConverter
+    before_accepted: RequestConverter | None = None
+    also: tuple[str, ...] = ()  # other actions request may forward

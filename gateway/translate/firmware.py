@@ -1,0 +1,14 @@
+"""Firmware and logs: UpdateFirmware, firmware status, GetLog/GetDiagnostics, log status
+(reference §2.10, §2.11, §3.3).
+
+Layer: translate (sans-I/O). Must not import asyncio, websockets, ``gateway.state``,
+``gateway.session``, ``gateway.transport`` or ``gateway.metrics``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from gateway.translate.types import Direction, Route
+
+ROUTES: Final[dict[tuple[Direction, str], Route]] = {}

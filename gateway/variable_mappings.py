@@ -103,6 +103,7 @@ class _VariableRow(_Strict):
 class _StationFactsRow(_Strict):
     supply_phases: Annotated[int, Field(ge=1, le=3)] | None = None
     connector_type: Annotated[str, Field(min_length=1, max_length=20)] | None = None
+    security_extension: StrictBool | None = None
 
 
 class _DeviceModelFile(_Strict):
@@ -172,7 +173,10 @@ def _vendor_files(directory: Path) -> tuple[VendorDeviceModel, ...]:
         if match in seen:
             raise DeviceModelError(f"{path}: same vendor and model as {seen[match]}")
         seen[match] = path
-        facts = StationFacts(parsed.station.supply_phases, parsed.station.connector_type)
+        station = parsed.station
+        facts = StationFacts(
+            station.supply_phases, station.connector_type, station.security_extension
+        )
         vendors.append(
             VendorDeviceModel(parsed.vendor, parsed.model, facts, _rows(path, parsed.variable))
         )

@@ -156,6 +156,7 @@ class TranslatingSession:
             to_charger=self._to_charger,
             check_charger_answer=self._check_charger_answer,
             on_registered=self._courier.wake,  # accepted: the outbox may go up now
+            tables=tables,
         )
         self._authorizer = OfflineAuthorizer(
             station_id=self.station_id, store=store, policy=settings.offline_authorization
@@ -273,6 +274,7 @@ class TranslatingSession:
             return False
         if record is not None:
             self._state.load(record)  # in place: the desk and courier share this state
+            self._keeper.learn_model()
         return True
 
     async def drain(self, within: float) -> bool:
@@ -537,15 +539,18 @@ class TranslatingSession:
             raise GatewayError(f"the {side} answered {action} invalidly: {exc}") from exc
 
     def _context(self) -> Context:
-        open_transactions = {
-            record.connector_id: _authorized(record.id_tag_info)
-            for record in self._desk.open_transactions
-        }
+        records = self._desk.open_transactions
+        open_transactions = {r.connector_id: _authorized(r.id_tag_info) for r in records}
+        legacy_ids = {r.transaction_id: r.legacy_id for r in records}
         return Context(
             station_id=self.station_id,
             tables=self._tables,
             layout=self._layout,
-            station=dataclass_replace(self._state.view(), open_transactions=open_transactions),
+            station=dataclass_replace(
+                self._state.view(),
+                open_transactions=open_transactions,
+                legacy_transaction_ids=legacy_ids,
+            ),
             next_event_id=self._next_event_id,
             immediate_reset=self._settings.immediate_reset,
         )

@@ -29,6 +29,17 @@ from gateway.translate.variables import DeviceModel
 log = logging.getLogger(__name__)
 
 NUMBER_OF_CONNECTORS = "NumberOfConnectors"  # 1.6 §9.1.20: how many connectors there are
+# Keys the 1.6 security whitepaper (§7) defines: a charger having one implements it.
+SECURITY_EXTENSION_KEYS = frozenset(
+    key.casefold()
+    for key in (
+        "SecurityProfile",
+        "CpoName",
+        "CertificateStoreMaxLength",
+        "CertificateSignedMaxChainSize",
+        "AdditionalRootCertificateCheck",
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +152,10 @@ class DeviceModelDesk:
         request: Payload = {} if keys is None else {"key": keys}
         answer = await self._to_charger.call("GetConfiguration", request)
         self._check_charger_answer("GetConfiguration", answer)
-        return dm.configuration_from(answer)
+        configuration = dm.configuration_from(answer)
+        if not configuration.keys().isdisjoint(SECURITY_EXTENSION_KEYS):
+            self._station.security_extension = True  # a key only that extension defines
+        return configuration
 
     def _model(self) -> DeviceModel:
         view = self._station.view()

@@ -17,14 +17,18 @@ from gateway.session.calls import OutgoingCalls
 from gateway.session.station import StationState
 from gateway.state import Change, StateError, Store
 from gateway.translate.layout import EvseLayout
+from gateway.translate.tables import TranslationTables
 from gateway.translate.types import (
     AuthorizationCacheCleared,
     AuthorizationSeen,
     BootReasonExpected,
+    ChargingProfileInstalled,
+    ChargingProfilesCleared,
     ConnectorErrorChanged,
     Effect,
     MessageTriggered,
     RegistrationChanged,
+    RequestStarted,
     ResetScheduled,
 )
 
@@ -41,6 +45,7 @@ class StationKeeper:
         to_charger: OutgoingCalls,
         check_charger_answer: Callable[[str, Payload], None],
         on_registered: Callable[[], None],
+        tables: TranslationTables,
     ) -> None:
         self._state = state
         self._store = store
@@ -48,6 +53,7 @@ class StationKeeper:
         self._to_charger = to_charger
         self._check_charger_answer = check_charger_answer
         self._on_registered = on_registered
+        self._tables = tables
         self._record_dirty = False  # station record changed since it was last stored
         self._authorizations_seen: list[tuple[str, Payload]] = []  # for the cache
         self._authorizations_cleared = False  # ClearCache accepted: empty the cache
@@ -61,6 +67,7 @@ class StationKeeper:
                     self._state.boot, self._state.registration = boot, status
                     self._state.boot_reason = ""  # spent on this boot
                     self._record_dirty = True
+                    self.learn_model()
                     self._on_registered()
                 case ConnectorErrorChanged(connector_id=connector, error_code=code):
                     self._state.set_connector_error(connector, code)
@@ -83,6 +90,27 @@ class StationKeeper:
                         self._state.add_trigger(message, connector, requested)
                 case MessageTriggered(message=message, requested=requested, connector_id=c):
                     self._state.add_trigger(message, c, requested)
+                case ChargingProfileInstalled(evse_id=evse_id, profile=profile):
+                    self._state.install_charging_profile(evse_id, profile)
+                    self._record_dirty = True
+                case ChargingProfilesCleared() as cleared:
+                    self._state.clear_charging_profiles(
+                        cleared.profile_id, cleared.evse_id, cleared.purpose, cleared.stack_level
+                    )
+                    self._record_dirty = True
+                case RequestStarted(kind="firmware", request_id=request_id):
+                    self._state.firmware_request_id = request_id
+                    self._record_dirty = True
+                case RequestStarted(kind=_, request_id=request_id):
+                    self._state.log_request_id = request_id
+                    self._record_dirty = True
+
+    def learn_model(self) -> None:
+        """What the vendor file says of the booted model (the security extension)."""
+        view = self._state.view()
+        facts = self._tables.device_model_for(view.vendor, view.model).facts
+        if facts.security_extension is not None:
+            self._state.security_extension = facts.security_extension
 
     async def store(self) -> None:
         """Write the station record if it changed: before the charger is answered, so

@@ -30,6 +30,10 @@ class StationState:
     charging_profiles: list[Payload] = field(default_factory=list)
     boot_reason: str = ""  # BootReasonEnumType of the next boot; "": PowerUp
     reset_scheduled: bool = False  # Reset(Soft) once the last transaction ends
+    # The 1.6 security extension: from the vendor file, or seen in the charger's keys.
+    security_extension: bool = False
+    firmware_request_id: int | None = None
+    log_request_id: int | None = None
     # (1.6 action, 1.6 connectorId or None: any, 2.0.1 requestedMessage): in memory
     # only, a trigger is answered within seconds or not at all.
     triggers: list[tuple[str, int | None, str]] = field(default_factory=list)
@@ -44,6 +48,8 @@ class StationState:
         self.charging_profiles = list(record.charging_profiles)
         self.boot_reason = record.boot_reason
         self.reset_scheduled = record.reset_scheduled
+        self.firmware_request_id = record.firmware_request_id
+        self.log_request_id = record.log_request_id
 
     @property
     def registered(self) -> bool:
@@ -60,6 +66,8 @@ class StationState:
             charging_profiles=tuple(self.charging_profiles),
             boot_reason=self.boot_reason,
             reset_scheduled=self.reset_scheduled,
+            firmware_request_id=self.firmware_request_id,
+            log_request_id=self.log_request_id,
         )
 
     def view(self) -> StationView:
@@ -72,6 +80,9 @@ class StationState:
             registration=self.registration,
             connector_statuses=dict(self.connector_statuses),
             boot_reason=self.boot_reason or "PowerUp",
+            security_extension=self.security_extension,
+            firmware_request_id=self.firmware_request_id,
+            log_request_id=self.log_request_id,
         )
 
     def set_connector_error(self, connector_id: int, error_code: str | None) -> None:
@@ -94,6 +105,42 @@ class StationState:
                 del self.triggers[index]
                 return requested
         return None
+
+    def install_charging_profile(self, evse_id: int, profile: Payload) -> None:
+        """A profile the charger accepted replaces one with the same id, or with the same
+        purpose and stackLevel on the same EVSE (2.0.1 K01.FR.05/FR.06, 1.6 §5.16.2)."""
+
+        def replaced(entry: Payload) -> bool:
+            kept = entry["chargingProfile"]
+            same_slot = (
+                entry["evseId"] == evse_id
+                and kept["chargingProfilePurpose"] == profile["chargingProfilePurpose"]
+                and kept["stackLevel"] == profile["stackLevel"]
+            )
+            return bool(kept["id"] == profile["id"] or same_slot)
+
+        self.charging_profiles = [e for e in self.charging_profiles if not replaced(e)]
+        self.charging_profiles.append({"evseId": evse_id, "chargingProfile": profile})
+
+    def clear_charging_profiles(
+        self,
+        profile_id: int | None,
+        evse_id: int | None,
+        purpose: str | None,
+        stack_level: int | None,
+    ) -> None:
+        """Forget the kept profiles a ClearChargingProfile matched (None: any)."""
+
+        def matches(entry: Payload) -> bool:
+            kept = entry["chargingProfile"]
+            return (
+                (profile_id is None or kept["id"] == profile_id)
+                and (evse_id is None or entry["evseId"] == evse_id)
+                and (purpose is None or kept["chargingProfilePurpose"] == purpose)
+                and (stack_level is None or kept["stackLevel"] == stack_level)
+            )
+
+        self.charging_profiles = [e for e in self.charging_profiles if not matches(e)]
 
     def add_remote_start(self, remote_start: Payload) -> None:
         self.remote_starts.append(remote_start)

@@ -46,6 +46,10 @@ class StationRecord:
     # A Reset(OnIdle) answered Scheduled: Reset(Soft) goes to the charger once its
     # last transaction has ended (2.0.1 B12.FR.03), after a restart too.
     reset_scheduled: bool = False
+    # requestIds of the firmware update and the log upload the charger accepted last:
+    # its plain 1.6 status notifications carry none, 2.0.1 wants them, after reboots too.
+    firmware_request_id: int | None = None
+    log_request_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,8 @@ STATION_COLUMNS: Final = (
     "charging_profiles",
     "boot_reason",
     "reset_scheduled",
+    "firmware_request_id",
+    "log_request_id",
 )
 
 #: Columns of ``txn``: the TransactionRecord fields, in declaration order.
@@ -93,12 +95,14 @@ def station_row(record: StationRecord) -> Row:
         orjson.dumps(record.charging_profiles),
         record.boot_reason,
         int(record.reset_scheduled),
+        record.firmware_request_id,
+        record.log_request_id,
     )
 
 
 def station_record(row: Row) -> StationRecord:
     (station_id, boot, registration, errors, statuses, remote_starts, profiles,
-     boot_reason, reset_scheduled) = row  # fmt: skip
+     boot_reason, reset_scheduled, firmware_request_id, log_request_id) = row  # fmt: skip
     return StationRecord(
         station_id,
         load_payload(boot),
@@ -109,6 +113,8 @@ def station_record(row: Row) -> StationRecord:
         charging_profiles=tuple(orjson.loads(profiles)),
         boot_reason=boot_reason,
         reset_scheduled=bool(reset_scheduled),
+        firmware_request_id=firmware_request_id,
+        log_request_id=log_request_id,
     )
 
 

@@ -108,6 +108,11 @@ _MIGRATIONS: Final = (
     ALTER TABLE station ADD COLUMN boot_reason TEXT NOT NULL DEFAULT '';
     ALTER TABLE station ADD COLUMN reset_scheduled INTEGER NOT NULL DEFAULT 0;
     """,
+    # 8: requestIds of the firmware update and log upload in progress
+    """
+    ALTER TABLE station ADD COLUMN firmware_request_id INTEGER;
+    ALTER TABLE station ADD COLUMN log_request_id INTEGER;
+    """,
 )
 
 _STATION_COLUMNS: Final = ", ".join(rows.STATION_COLUMNS)

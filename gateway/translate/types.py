@@ -104,6 +104,34 @@ class AuthorizationCacheCleared:
     gateway's offline copy of the CSMS's verdicts goes too."""
 
 
+@dataclass(frozen=True, slots=True)
+class ChargingProfileInstalled:
+    """The charger accepted a charging profile: kept (2.0.1 form) for GetChargingProfiles."""
+
+    evse_id: int
+    profile: Payload  # 2.0.1 ChargingProfileType
+
+
+@dataclass(frozen=True, slots=True)
+class ChargingProfilesCleared:
+    """The charger cleared profiles: the kept ones matching these criteria go too
+    (None matches anything)."""
+
+    profile_id: int | None = None
+    evse_id: int | None = None
+    purpose: str | None = None  # 2.0.1 ChargingProfilePurposeEnumType
+    stack_level: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestStarted:
+    """The charger accepted a firmware update or log upload: its 2.0.1 requestId goes on
+    the status notifications that follow (``kind``: "firmware" or "log")."""
+
+    kind: str
+    request_id: int
+
+
 Effect = (
     RegistrationChanged
     | ConnectorErrorChanged
@@ -112,6 +140,9 @@ Effect = (
     | ResetScheduled
     | MessageTriggered
     | AuthorizationCacheCleared
+    | ChargingProfileInstalled
+    | ChargingProfilesCleared
+    | RequestStarted
 )
 
 
@@ -145,6 +176,12 @@ class StationView:
     # The charger implements the OCPP 1.6 security extension (whitepaper: signed
     # firmware, GetLog, certificates, ExtendedTriggerMessage), so those go to it as such.
     security_extension: bool = False
+    # 2.0.1 transactionId -> 1.6 transactionId of the open transactions (TxProfile).
+    legacy_transaction_ids: Mapping[str, int] = field(default_factory=dict)
+    # requestIds of the firmware update and log upload in progress: plain 1.6 status
+    # notifications carry none, 2.0.1 wants them (reference §2.10, §2.11).
+    firmware_request_id: int | None = None
+    log_request_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -147,6 +147,9 @@ class StationFacts:
 
     supply_phases: int | None = None
     connector_type: str | None = None
+    # The model implements the OCPP 1.6 security extension (whitepaper): signed
+    # firmware, GetLog, certificates, ExtendedTriggerMessage. None: not stated.
+    security_extension: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

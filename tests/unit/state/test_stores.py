@@ -112,6 +112,8 @@ async def test_station_record_round_trips_every_field(store: Store) -> None:
         charging_profiles=(PROFILE,),
         boot_reason="RemoteReset",
         reset_scheduled=True,
+        firmware_request_id=41,
+        log_request_id=42,
     )
     await store.put_station(record)
 

@@ -28,7 +28,7 @@ from gateway.translate.types import (
     Effect,
     MessageTriggered,
     RegistrationChanged,
-    RequestStarted,
+    RequestInProgress,
     ResetScheduled,
 )
 
@@ -98,10 +98,10 @@ class StationKeeper:
                         cleared.profile_id, cleared.evse_id, cleared.purpose, cleared.stack_level
                     )
                     self._record_dirty = True
-                case RequestStarted(kind="firmware", request_id=request_id):
+                case RequestInProgress(kind="firmware", request_id=request_id):
                     self._state.firmware_request_id = request_id
                     self._record_dirty = True
-                case RequestStarted(kind=_, request_id=request_id):
+                case RequestInProgress(kind=_, request_id=request_id):
                     self._state.log_request_id = request_id
                     self._record_dirty = True
 

@@ -212,6 +212,12 @@ def trigger_message_req(payload: Payload, ctx: Context) -> Outcome:
             "UnsupportedRequest",
             f"OCPP 1.6 has no message for a {requested} trigger",
         )
+    if requested == "SignChargingStationCertificate" and not ctx.station.security_extension:
+        return _refused(
+            "NotImplemented",
+            "UnsupportedRequest",
+            "the OCPP 1.6 charger does not implement the security extension (§3.7)",
+        )
     evse: Payload | None = payload.get("evse")
     if requested == "TransactionEvent":
         return _trigger_transaction_event(evse, ctx)

@@ -124,12 +124,13 @@ class ChargingProfilesCleared:
 
 
 @dataclass(frozen=True, slots=True)
-class RequestStarted:
+class RequestInProgress:
     """The charger accepted a firmware update or log upload: its 2.0.1 requestId goes on
-    the status notifications that follow (``kind``: "firmware" or "log")."""
+    the status notifications that follow (``kind``: "firmware" or "log"); None: the
+    last one ended (a final status)."""
 
     kind: str
-    request_id: int
+    request_id: int | None
 
 
 Effect = (
@@ -142,7 +143,7 @@ Effect = (
     | AuthorizationCacheCleared
     | ChargingProfileInstalled
     | ChargingProfilesCleared
-    | RequestStarted
+    | RequestInProgress
 )
 
 

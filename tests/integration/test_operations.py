@@ -23,6 +23,7 @@ import pytest
 from gateway.app import Gateway
 from gateway.config import EvseLayout
 from gateway.sim.charger import ChargerSim
+from gateway.sim.configuration import standard_configuration
 from gateway.sim.csms import CsmsSim
 from gateway.state import StationRecord
 from gateway.state.sqlite import SqliteStore
@@ -717,14 +718,34 @@ async def test_trigger_firmware_status_notification_is_forwarded(
 async def test_trigger_sign_charging_station_certificate_is_an_extended_trigger(
     make_charger: Callable[..., ChargerSim], csms: CsmsSim
 ) -> None:
-    """The 1.6 security extension's ExtendedTriggerMessage (SEC §6.16)."""
+    """The 1.6 security extension's ExtendedTriggerMessage (SEC §6.16), once the gateway
+    has seen a key only that extension defines (SecurityProfile) in the charger's
+    configuration."""
+    configuration = standard_configuration()
     charger = await custom_charger(
-        make_charger, ExtendedTriggerMessage=answering({"status": "Accepted"})
+        make_charger,
+        ExtendedTriggerMessage=answering({"status": "Accepted"}),
+        **configuration.handlers(),
     )
+    read = {"component": {"name": "SecurityCtrlr"}, "variable": {"name": "SecurityProfile"}}
+    answer = await csms.call("CP-1", "GetVariables", {"getVariableData": [read]})
+    assert answer["getVariableResult"][0]["attributeValue"] == "0"
     assert await trigger(csms, "SignChargingStationCertificate") == {"status": "Accepted"}
-    assert charger.received_calls == [
-        ("ExtendedTriggerMessage", {"requestedMessage": "SignChargePointCertificate"})
-    ]
+    assert charger.received_calls[-1] == (
+        "ExtendedTriggerMessage",
+        {"requestedMessage": "SignChargePointCertificate"},
+    )
+
+
+async def test_trigger_sign_charging_station_certificate_without_the_extension(
+    booted: ChargerSim, csms: CsmsSim
+) -> None:
+    """A charger not known to have the security extension is not sent a message it may
+    not know: the gateway answers NotImplemented (reference §3.7)."""
+    answer = await trigger(csms, "SignChargingStationCertificate")
+    assert answer["status"] == "NotImplemented"
+    assert answer["statusInfo"]["reasonCode"] == "UnsupportedRequest"
+    assert booted.received_calls == []
 
 
 async def test_trigger_heartbeat_and_the_charger_heartbeat_reaches_the_csms(

@@ -41,6 +41,10 @@ def make_context(tables: TranslationTables) -> MakeContext:
         open_transactions: Mapping[int, bool] | None = None,
         boot_reason: str = "PowerUp",
         immediate_reset: str = "Soft",
+        security_extension: bool = False,
+        legacy_transaction_ids: Mapping[str, int] | None = None,
+        firmware_request_id: int | None = None,
+        log_request_id: int | None = None,
     ) -> Context:
         return Context(
             station_id="CP-001",
@@ -54,6 +58,10 @@ def make_context(tables: TranslationTables) -> MakeContext:
                 connector_statuses=dict(connector_statuses or {}),
                 open_transactions=dict(open_transactions or {}),
                 boot_reason=boot_reason,
+                security_extension=security_extension,
+                legacy_transaction_ids=dict(legacy_transaction_ids or {}),
+                firmware_request_id=firmware_request_id,
+                log_request_id=log_request_id,
             ),
             clock=lambda: FIXED_NOW,
             next_event_id=itertools.count(1).__next__,

@@ -69,6 +69,10 @@ STATION_KEYS = {
     "connector_statuses",
     "open_transactions",
     "boot_reason",
+    "security_extension",
+    "legacy_transaction_ids",
+    "firmware_request_id",
+    "log_request_id",
 }
 REASON_CODES = {reason.value for reason in StatusInfoReasonType}
 
@@ -142,6 +146,10 @@ def test_golden_pair_translates_exactly_and_every_payload_is_schema_valid(
         connector_statuses={int(k): v for k, v in station.get("connector_statuses", {}).items()},
         open_transactions={int(k): v for k, v in station.get("open_transactions", {}).items()},
         boot_reason=station.get("boot_reason", "PowerUp"),
+        security_extension=station.get("security_extension", False),
+        legacy_transaction_ids=station.get("legacy_transaction_ids", {}),
+        firmware_request_id=station.get("firmware_request_id"),
+        log_request_id=station.get("log_request_id"),
         immediate_reset=case.get("immediate_reset", "Soft"),
     )
     received = case["received"]

@@ -51,6 +51,7 @@ from gateway.session.keeper import StationKeeper
 from gateway.session.links import ChargerLink, CsmsLink, FrameObserver, Side, TraceEvent
 from gateway.session.outbox import OutboxCourier
 from gateway.session.remote_control import RemoteControl
+from gateway.session.reservations import ReservationExpiry
 from gateway.session.station import StationState
 from gateway.session.transactions import Reply, TransactionDesk
 from gateway.state import StateError, Store
@@ -149,6 +150,7 @@ class TranslatingSession:
             on_delivered=lambda message, result: self._desk.on_delivered(message, result),  # noqa: PLW0108
             check=self._check_outbox_message,
         )
+        self._reservations = ReservationExpiry(station=self._state, courier=self._courier)
         self._keeper = StationKeeper(
             state=self._state,
             store=store,
@@ -157,6 +159,7 @@ class TranslatingSession:
             check_charger_answer=self._check_charger_answer,
             on_registered=self._courier.wake,  # accepted: the outbox may go up now
             tables=tables,
+            on_reservations_changed=self._reservations.wake,
         )
         self._authorizer = OfflineAuthorizer(
             station_id=self.station_id, store=store, policy=settings.offline_authorization
@@ -230,6 +233,7 @@ class TranslatingSession:
                     tasks.create_task(self._work_charger_calls()),
                     tasks.create_task(self._work_csms_calls()),
                     tasks.create_task(self._courier.run()),
+                    tasks.create_task(self._reservations.run()),
                 ]
                 if self._settings.offline_mode == "mirror":
                     workers.append(tasks.create_task(self._mirror_csms_outages()))

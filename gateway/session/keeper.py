@@ -29,6 +29,8 @@ from gateway.translate.types import (
     MessageTriggered,
     RegistrationChanged,
     RequestInProgress,
+    ReservationEnded,
+    ReservationHeld,
     ResetScheduled,
 )
 
@@ -46,6 +48,7 @@ class StationKeeper:
         check_charger_answer: Callable[[str, Payload], None],
         on_registered: Callable[[], None],
         tables: TranslationTables,
+        on_reservations_changed: Callable[[], None] = lambda: None,
     ) -> None:
         self._state = state
         self._store = store
@@ -54,6 +57,7 @@ class StationKeeper:
         self._check_charger_answer = check_charger_answer
         self._on_registered = on_registered
         self._tables = tables
+        self._on_reservations_changed = on_reservations_changed
         self._record_dirty = False  # station record changed since it was last stored
         self._authorizations_seen: list[tuple[str, Payload]] = []  # for the cache
         self._authorizations_cleared = False  # ClearCache accepted: empty the cache
@@ -98,6 +102,12 @@ class StationKeeper:
                         cleared.profile_id, cleared.evse_id, cleared.purpose, cleared.stack_level
                     )
                     self._record_dirty = True
+                case ReservationHeld(reservation_id=rid, connector_id=c, expires_at=at):
+                    self._state.hold_reservation(rid, c, at)
+                    self._record_dirty = True
+                    self._on_reservations_changed()
+                case ReservationEnded(reservation_id=rid):
+                    self._record_dirty |= self._state.end_reservation(rid)
                 case RequestInProgress(kind="firmware", request_id=request_id):
                     self._state.firmware_request_id = request_id
                     self._record_dirty = True

@@ -34,6 +34,7 @@ class StationState:
     security_extension: bool = False
     firmware_request_id: int | None = None
     log_request_id: int | None = None
+    reservations: list[Payload] = field(default_factory=list)
     # (1.6 action, 1.6 connectorId or None: any, 2.0.1 requestedMessage): in memory
     # only, a trigger is answered within seconds or not at all.
     triggers: list[tuple[str, int | None, str]] = field(default_factory=list)
@@ -50,6 +51,7 @@ class StationState:
         self.reset_scheduled = record.reset_scheduled
         self.firmware_request_id = record.firmware_request_id
         self.log_request_id = record.log_request_id
+        self.reservations = list(record.reservations)
 
     @property
     def registered(self) -> bool:
@@ -68,6 +70,7 @@ class StationState:
             reset_scheduled=self.reset_scheduled,
             firmware_request_id=self.firmware_request_id,
             log_request_id=self.log_request_id,
+            reservations=tuple(self.reservations),
         )
 
     def view(self) -> StationView:
@@ -141,6 +144,21 @@ class StationState:
             )
 
         self.charging_profiles = [e for e in self.charging_profiles if not matches(e)]
+
+    def hold_reservation(self, reservation_id: int, connector_id: int, expires_at: str) -> None:
+        """A new reservation with an id in use replaces the old one (2.0.1 H01.FR.02)."""
+        self.end_reservation(reservation_id)
+        self.reservations.append(
+            {"reservationId": reservation_id, "connectorId": connector_id,
+             "expiryDateTime": expires_at}
+        )  # fmt: skip
+
+    def end_reservation(self, reservation_id: int) -> bool:
+        """Forget a reservation; whether it was held."""
+        kept = [r for r in self.reservations if r["reservationId"] != reservation_id]
+        ended = len(kept) != len(self.reservations)
+        self.reservations = kept
+        return ended
 
     def add_remote_start(self, remote_start: Payload) -> None:
         self.remote_starts.append(remote_start)

@@ -34,6 +34,7 @@ from gateway.ocppj import Payload
 from gateway.session.authorization import OfflineAuthorizer
 from gateway.session.calls import OutgoingCalls
 from gateway.session.outbox import OutboxCourier
+from gateway.session.reservations import updates_for_status, used_by_start
 from gateway.session.station import StationState
 from gateway.state import Change, OutboxMessage, StateError, Store, TransactionRecord
 from gateway.translate import core
@@ -160,6 +161,7 @@ class TransactionDesk:
         )
         records.append(record)
         appended.append(OutboxMessage("TransactionEvent", event, facts.transaction_id))
+        used_by_start(self._station, request)
         queued = await self._commit(
             Change(
                 station=self._station.record(), transactions=tuple(records), append=tuple(appended)
@@ -430,6 +432,7 @@ class TransactionDesk:
             )
             records = (record,)
         messages += [OutboxMessage(call.action, call.payload) for call in outcome.then]
+        messages += updates_for_status(self._station, connector, previous, status)
         await self._commit(
             Change(station=self._station.record(), transactions=records, append=tuple(messages))
         )

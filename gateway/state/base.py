@@ -50,6 +50,9 @@ class StationRecord:
     # its plain 1.6 status notifications carry none, 2.0.1 wants them, after reboots too.
     firmware_request_id: int | None = None
     log_request_id: int | None = None
+    # Reservations the charger accepted and that are still open:
+    # {"reservationId", "connectorId" (1.6), "expiryDateTime"} (2.0.1 H01/H04).
+    reservations: tuple[Payload, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

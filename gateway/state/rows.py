@@ -29,6 +29,7 @@ STATION_COLUMNS: Final = (
     "reset_scheduled",
     "firmware_request_id",
     "log_request_id",
+    "reservations",
 )
 
 #: Columns of ``txn``: the TransactionRecord fields, in declaration order.
@@ -97,12 +98,14 @@ def station_row(record: StationRecord) -> Row:
         int(record.reset_scheduled),
         record.firmware_request_id,
         record.log_request_id,
+        orjson.dumps(record.reservations),
     )
 
 
 def station_record(row: Row) -> StationRecord:
     (station_id, boot, registration, errors, statuses, remote_starts, profiles,
-     boot_reason, reset_scheduled, firmware_request_id, log_request_id) = row  # fmt: skip
+     boot_reason, reset_scheduled, firmware_request_id, log_request_id,
+     reservations) = row  # fmt: skip
     return StationRecord(
         station_id,
         load_payload(boot),
@@ -115,6 +118,7 @@ def station_record(row: Row) -> StationRecord:
         reset_scheduled=bool(reset_scheduled),
         firmware_request_id=firmware_request_id,
         log_request_id=log_request_id,
+        reservations=tuple(orjson.loads(reservations)),
     )
 
 

@@ -113,6 +113,8 @@ _MIGRATIONS: Final = (
     ALTER TABLE station ADD COLUMN firmware_request_id INTEGER;
     ALTER TABLE station ADD COLUMN log_request_id INTEGER;
     """,
+    # 9: open reservations, for ReservationStatusUpdate
+    "ALTER TABLE station ADD COLUMN reservations BLOB NOT NULL DEFAULT '[]';",
 )
 
 _STATION_COLUMNS: Final = ", ".join(rows.STATION_COLUMNS)

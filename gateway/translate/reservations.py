@@ -28,7 +28,15 @@ from __future__ import annotations
 from typing import Final
 
 from gateway.ocppj import Payload
-from gateway.translate.types import Context, Direction, OutboundCall, Outcome, Route
+from gateway.translate.types import (
+    Context,
+    Direction,
+    OutboundCall,
+    Outcome,
+    ReservationEnded,
+    ReservationHeld,
+    Route,
+)
 
 _ID_TAG_MAX: Final = 20  # 1.6 IdToken (idTag, parentIdTag) is CiString20 (1.6 §7.28)
 _ADDITIONAL_INFO_MAX: Final = 512  # 2.0.1 StatusInfoType.additionalInfo
@@ -118,7 +126,14 @@ def reserve_now_req(payload: Payload, ctx: Context) -> Outcome:
 
 def reserve_now_conf(result: Payload, request: Payload, ctx: Context) -> Outcome:
     # Accepted | Faulted | Occupied | Rejected | Unavailable: identical (§2.15).
-    return Outcome(reply={"status": result["status"]})
+    reply = {"status": result["status"]}
+    forwarded = reserve_now_req(request, ctx).forward  # pure: what the charger was sent
+    if result["status"] != "Accepted" or forwarded is None:
+        return Outcome(reply=reply)
+    held = ReservationHeld(
+        request["id"], forwarded.payload["connectorId"], request["expiryDateTime"]
+    )
+    return Outcome(reply=reply, effects=(held,))
 
 
 # --- CancelReservation (2.0.1 H02; reference §3.5) ----------------------------------
@@ -130,7 +145,10 @@ def cancel_reservation_req(payload: Payload, ctx: Context) -> Outcome:
 
 
 def cancel_reservation_conf(result: Payload, request: Payload, ctx: Context) -> Outcome:
-    # Accepted | Rejected: identical (§2.15).
+    # Accepted | Rejected: identical (§2.15). A cancelled reservation is not reported.
+    if result["status"] == "Accepted":
+        ended = ReservationEnded(request["reservationId"])
+        return Outcome(reply={"status": "Accepted"}, effects=(ended,))
     return Outcome(reply={"status": result["status"]})
 
 

@@ -133,6 +133,23 @@ class RequestInProgress:
     request_id: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class ReservationHeld:
+    """The charger accepted a reservation: the gateway watches the connector's status
+    and the expiry, to report ReservationStatusUpdate (2.0.1 H01.FR.16/17, H04.FR.01)."""
+
+    reservation_id: int
+    connector_id: int  # 1.6 connectorId (0: any connector)
+    expires_at: str  # 2.0.1 expiryDateTime
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationEnded:
+    """A reservation the CSMS cancelled, or that a transaction used: nothing to report."""
+
+    reservation_id: int
+
+
 Effect = (
     RegistrationChanged
     | ConnectorErrorChanged
@@ -144,6 +161,8 @@ Effect = (
     | ChargingProfileInstalled
     | ChargingProfilesCleared
     | RequestInProgress
+    | ReservationHeld
+    | ReservationEnded
 )
 
 

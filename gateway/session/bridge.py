@@ -197,6 +197,7 @@ class TranslatingSession:
                 bytes_per_message=settings.max_frame_bytes,
             ),
             metrics=metrics,
+            on_learnt=self._keeper.changed,
         )
         self._desk_handlers: dict[tuple[Direction, str], Callable[[Payload], Awaitable[Reply]]] = {
             (Direction.CHARGER_TO_CSMS, "StartTransaction"): desk.start_transaction,

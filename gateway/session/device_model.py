@@ -64,6 +64,7 @@ class DeviceModelDesk:
         check_charger_answer: Callable[[str, Payload], None],
         limits: DeviceModelLimits,
         metrics: GatewayMetrics,
+        on_learnt: Callable[[], None] = lambda: None,
     ) -> None:
         self._station = station
         self._tables = tables
@@ -73,6 +74,7 @@ class DeviceModelDesk:
         self._check_charger_answer = check_charger_answer
         self._limits = limits
         self._metrics = metrics
+        self._on_learnt = on_learnt
 
     # --- handlers (SESSION_ROUTES) --------------------------------------------------
 
@@ -153,8 +155,10 @@ class DeviceModelDesk:
         answer = await self._to_charger.call("GetConfiguration", request)
         self._check_charger_answer("GetConfiguration", answer)
         configuration = dm.configuration_from(answer)
-        if not configuration.keys().isdisjoint(SECURITY_EXTENSION_KEYS):
+        learnt = not configuration.keys().isdisjoint(SECURITY_EXTENSION_KEYS)
+        if learnt and not self._station.security_extension:
             self._station.security_extension = True  # a key only that extension defines
+            self._on_learnt()  # kept with the station record
         return configuration
 
     def _model(self) -> DeviceModel:

@@ -115,6 +115,10 @@ class StationKeeper:
                     self._state.log_request_id = request_id
                     self._record_dirty = True
 
+    def changed(self) -> None:
+        """The station record changed outside an effect: store it with the next write."""
+        self._record_dirty = True
+
     def learn_model(self) -> None:
         """What the vendor file says of the booted model (the security extension)."""
         view = self._state.view()

@@ -52,6 +52,10 @@ class RemoteControl:
         }
         if "evseId" in request:
             pending["evseId"] = request["evseId"]
+        if "chargingProfile" in request:
+            # Without an EVSE the profile is kept under EVSE 0 until the transaction
+            # starts somewhere (StationState.take_remote_start moves it there).
+            pending["chargingProfileId"] = request["chargingProfile"]["id"]
         # Stored before forwarding: the charger may send StartTransaction before it
         # answers RemoteStartTransaction.
         self._station.add_remote_start(pending)
@@ -61,8 +65,8 @@ class RemoteControl:
         if result["status"] != "Accepted":
             self._station.drop_remote_start(request["remoteStartId"])
         elif "chargingProfile" in request:
-            self._station.charging_profiles.append(
-                {"evseId": request.get("evseId", 0), "chargingProfile": request["chargingProfile"]}
+            self._station.install_charging_profile(
+                request.get("evseId", 0), request["chargingProfile"]
             )
         await self._desk.save_station()
         return remote.request_start_response(result), ()

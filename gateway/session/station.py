@@ -52,6 +52,7 @@ class StationState:
         self.firmware_request_id = record.firmware_request_id
         self.log_request_id = record.log_request_id
         self.reservations = list(record.reservations)
+        self.security_extension = record.security_extension
 
     @property
     def registered(self) -> bool:
@@ -71,6 +72,7 @@ class StationState:
             firmware_request_id=self.firmware_request_id,
             log_request_id=self.log_request_id,
             reservations=tuple(self.reservations),
+            security_extension=self.security_extension,
         )
 
     def view(self) -> StationView:
@@ -171,8 +173,18 @@ class StationState:
             wanted_evse = pending.get("evseId")
             token = pending["idToken"]["idToken"]
             if wanted_evse in (None, evse_id) and token.casefold() == id_tag.casefold():
+                profile_id = pending.get("chargingProfileId")
+                if wanted_evse is None and profile_id is not None:
+                    self._move_profile(profile_id, evse_id)
                 return self.remote_starts.pop(index)
         return None
+
+    def _move_profile(self, profile_id: int, evse_id: int) -> None:
+        """A remote start's TxProfile, kept under EVSE 0, belongs to the EVSE its
+        transaction started on (2.0.1 K01.FR.16: no TxProfile on EVSE 0), and ends with it."""
+        for entry in self.charging_profiles:
+            if entry["evseId"] == 0 and entry["chargingProfile"]["id"] == profile_id:
+                entry["evseId"] = evse_id
 
     def drop_remote_start(self, remote_start_id: int) -> None:
         self.remote_starts = [

@@ -53,6 +53,8 @@ class StationRecord:
     # Reservations the charger accepted and that are still open:
     # {"reservationId", "connectorId" (1.6), "expiryDateTime"} (2.0.1 H01/H04).
     reservations: tuple[Payload, ...] = ()
+    # The charger implements the 1.6 security extension, as learnt from its keys.
+    security_extension: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ STATION_COLUMNS: Final = (
     "firmware_request_id",
     "log_request_id",
     "reservations",
+    "security_extension",
 )
 
 #: Columns of ``txn``: the TransactionRecord fields, in declaration order.
@@ -99,13 +100,14 @@ def station_row(record: StationRecord) -> Row:
         record.firmware_request_id,
         record.log_request_id,
         orjson.dumps(record.reservations),
+        int(record.security_extension),
     )
 
 
 def station_record(row: Row) -> StationRecord:
     (station_id, boot, registration, errors, statuses, remote_starts, profiles,
      boot_reason, reset_scheduled, firmware_request_id, log_request_id,
-     reservations) = row  # fmt: skip
+     reservations, security_extension) = row  # fmt: skip
     return StationRecord(
         station_id,
         load_payload(boot),
@@ -119,6 +121,7 @@ def station_record(row: Row) -> StationRecord:
         firmware_request_id=firmware_request_id,
         log_request_id=log_request_id,
         reservations=tuple(orjson.loads(reservations)),
+        security_extension=bool(security_extension),
     )
 
 

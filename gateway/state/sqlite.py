@@ -115,6 +115,8 @@ _MIGRATIONS: Final = (
     """,
     # 9: open reservations, for ReservationStatusUpdate
     "ALTER TABLE station ADD COLUMN reservations BLOB NOT NULL DEFAULT '[]';",
+    # 10: the 1.6 security extension, learnt from the charger's configuration keys
+    "ALTER TABLE station ADD COLUMN security_extension INTEGER NOT NULL DEFAULT 0;",
 )
 
 _STATION_COLUMNS: Final = ", ".join(rows.STATION_COLUMNS)

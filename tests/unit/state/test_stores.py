@@ -114,6 +114,10 @@ async def test_station_record_round_trips_every_field(store: Store) -> None:
         reset_scheduled=True,
         firmware_request_id=41,
         log_request_id=42,
+        reservations=(
+            {"reservationId": 3, "connectorId": 0, "expiryDateTime": "2099-01-01T00:00:00Z"},
+        ),
+        security_extension=True,
     )
     await store.put_station(record)
 

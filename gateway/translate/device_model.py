@@ -19,6 +19,7 @@ from typing import Final
 
 from gateway.ocppj import Payload
 from gateway.translate.core import CONNECTOR_STATUS
+from gateway.translate.types import status_info
 from gateway.translate.variables import (
     Convert,
     DataType,
@@ -340,10 +341,7 @@ def _get_result(result: Payload, variable: Variable, reading: Reading) -> None:
 
 
 def _info(reason_code: str, text: str) -> Payload:
-    info: Payload = {"reasonCode": reason_code}
-    if text:
-        info["additionalInfo"] = text[:512]
-    return info
+    return status_info(reason_code, text) if text else {"reasonCode": reason_code}
 
 
 # --- SetVariables (B05) -----------------------------------------------------------------

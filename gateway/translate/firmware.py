@@ -48,19 +48,12 @@ from gateway.translate.types import (
     Outcome,
     RequestInProgress,
     Route,
+    refused,
 )
-
-_ADDITIONAL_INFO_MAX: Final = 512  # 2.0.1 StatusInfoType.additionalInfo
 
 # 1.6 UpdateFirmware.location and GetDiagnostics.location are anyURI, 2.0.1 locations
 # any string: a scheme (RFC 3986 §3.1), a colon, then no whitespace.
 _URI: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")
-
-
-def _refused(status: str, reason_code: str, explanation: str) -> Outcome:
-    """A reply the gateway gives itself, with a 2.0.1 StatusInfoReasonType code."""
-    info = {"reasonCode": reason_code, "additionalInfo": explanation[:_ADDITIONAL_INFO_MAX]}
-    return Outcome(reply={"status": status, "statusInfo": info})
 
 
 def _copy(payload: Payload, keys: tuple[str, ...]) -> Payload:
@@ -101,7 +94,7 @@ def update_firmware_req(payload: Payload, ctx: Context) -> Outcome:
     firmware: Payload = payload["firmware"]
     signed = [key for key in _SIGNATURE_FIELDS if key in firmware]
     if signed and not ctx.station.security_extension:
-        return _refused(
+        return refused(
             "Rejected",
             "UnsupportedRequest",
             "the OCPP 1.6 charger does not implement the security extension, so it cannot "
@@ -113,7 +106,7 @@ def update_firmware_req(payload: Payload, ctx: Context) -> Outcome:
         return Outcome(forward=OutboundCall("SignedUpdateFirmware", forward))
     if signed:
         missing = next(key for key in _SIGNATURE_FIELDS if key not in firmware)
-        return _refused(
+        return refused(
             "Rejected",
             "MissingParam",
             f"OCPP 1.6 SignedUpdateFirmware requires both signingCertificate and "
@@ -126,7 +119,7 @@ def _plain_update_firmware(payload: Payload, firmware: Payload) -> Outcome:
     """An unsigned firmware as 1.6 UpdateFirmware, or the gateway's refusal."""
     location: str = firmware["location"]
     if not _URI.fullmatch(location):
-        return _refused(
+        return refused(
             "Rejected", "InvalidURL", "OCPP 1.6 UpdateFirmware needs the location as a URI"
         )
     retrieve: str = firmware["retrieveDateTime"]
@@ -134,7 +127,7 @@ def _plain_update_firmware(payload: Payload, firmware: Payload) -> Outcome:
     if install is not None:
         install_at, retrieve_at = _moment(install), _moment(retrieve)
         if install_at is None or retrieve_at is None or install_at > retrieve_at:
-            return _refused(
+            return refused(
                 "Rejected",
                 "UnsupportedParam",
                 "OCPP 1.6 UpdateFirmware has no installDateTime: the charger installs as "
@@ -207,7 +200,7 @@ def get_log_req(payload: Payload, ctx: Context) -> Outcome:
         forward["log"] = _copy(log, ("remoteLocation", "oldestTimestamp", "latestTimestamp"))
         return Outcome(forward=OutboundCall("GetLog", forward))
     if payload["logType"] != "DiagnosticsLog":
-        return _refused(
+        return refused(
             "Rejected",
             "UnsupportedRequest",
             "the OCPP 1.6 charger does not implement the security extension: it has no "
@@ -215,7 +208,7 @@ def get_log_req(payload: Payload, ctx: Context) -> Outcome:
         )
     location: str = log["remoteLocation"]
     if not _URI.fullmatch(location):
-        return _refused(
+        return refused(
             "Rejected", "InvalidURL", "OCPP 1.6 GetDiagnostics needs the remoteLocation as a URI"
         )
     forward = {"location": location}

@@ -47,6 +47,12 @@ class EvseLayout:
                 f"connectorId {connector_id} is not in this station's EVSE layout"
             ) from None
 
+    def connectors_of(self, evse_id: int) -> list[int]:
+        """The 1.6 connectors of 2.0.1 EVSE ``evse_id``, lowest first (none: no such EVSE)."""
+        if not self.connectors:  # the default layout: 1.6 connector n is EVSE n
+            return [evse_id] if evse_id >= 1 else []
+        return sorted(c for c, (evse, _) in self.connectors.items() if evse == evse_id)
+
     def to_v16(self, evse_id: int, connector_id: int | None = None) -> int:
         """The 1.6 connectorId for a 2.0.1 EVSE (and connector, default the EVSE's first)."""
         if not self.connectors:

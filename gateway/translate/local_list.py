@@ -18,16 +18,16 @@ from typing import Final
 
 from gateway.ocppj import Payload
 from gateway.translate.core import id_tag_info_from_token_info
-from gateway.translate.types import Context, Direction, OutboundCall, Outcome, Route
+from gateway.translate.types import (
+    Context,
+    Direction,
+    OutboundCall,
+    Outcome,
+    Route,
+    refused,
+)
 
 _ID_TAG_MAX: Final = 20  # 1.6 IdToken (idTag, parentIdTag) is CiString20 (1.6 §7.28)
-_ADDITIONAL_INFO_MAX: Final = 512  # 2.0.1 StatusInfoType.additionalInfo
-
-
-def _failed(reason_code: str, explanation: str) -> Outcome:
-    """The gateway's own SendLocalListResponse: Failed, nothing sent to the charger."""
-    info = {"reasonCode": reason_code, "additionalInfo": explanation[:_ADDITIONAL_INFO_MAX]}
-    return Outcome(reply={"status": "Failed", "statusInfo": info})
 
 
 # --- SendLocalList (2.0.1 D01; reference §2.4, §2.14, §3.4) -------------------------
@@ -59,7 +59,8 @@ def send_local_list_req(payload: Payload, ctx: Context) -> Outcome:
     for index, entry in enumerate(entries):
         id_tag: str = entry["idToken"]["idToken"]
         if len(id_tag) > _ID_TAG_MAX:
-            return _failed(
+            return refused(
+                "Failed",
                 "InvalidIdToken",
                 f"localAuthorizationList[{index}]: an idToken of {len(id_tag)} characters "
                 f"does not fit an OCPP 1.6 idTag (at most {_ID_TAG_MAX}); nothing was sent",
@@ -69,7 +70,8 @@ def send_local_list_req(payload: Payload, ctx: Context) -> Outcome:
         # and which of them the charger keeps is undefined.
         previous = first_of.setdefault(id_tag.casefold(), index)
         if previous != index:
-            return _failed(
+            return refused(
+                "Failed",
                 "UnsupportedParam",
                 f"localAuthorizationList[{previous}] and [{index}] are the same OCPP 1.6 "
                 "idTag (1.6 has no idToken type and ignores case); nothing was sent",
@@ -79,7 +81,8 @@ def send_local_list_req(payload: Payload, ctx: Context) -> Outcome:
         if info is not None:
             group: str | None = info.get("groupIdToken", {}).get("idToken")
             if group is not None and len(group) > _ID_TAG_MAX:
-                return _failed(
+                return refused(
+                    "Failed",
                     "InvalidIdToken",
                     f"localAuthorizationList[{index}]: a groupIdToken of {len(group)} "
                     f"characters does not fit an OCPP 1.6 parentIdTag (at most "
@@ -94,7 +97,8 @@ def send_local_list_req(payload: Payload, ctx: Context) -> Outcome:
 def send_local_list_conf(result: Payload, request: Payload, ctx: Context) -> Outcome:
     status: str = result["status"]
     if status == "NotSupported":  # no 2.0.1 value (§2.14)
-        return _failed(
+        return refused(
+            "Failed",
             "UnsupportedRequest",
             "the OCPP 1.6 charger answered NotSupported: it has no local authorization list",
         )

@@ -30,19 +30,10 @@ from gateway.translate.types import (
     OutboundCall,
     Outcome,
     ResetScheduled,
+    refused,
 )
 
-_ADDITIONAL_INFO_MAX: Final = 512  # 2.0.1 StatusInfoType.additionalInfo
 _STATION: Final = 0  # the 1.6 connectorId of the Charge Point as a whole (§1.1)
-
-
-def _status_info(reason_code: str, explanation: str) -> Payload:
-    return {"reasonCode": reason_code, "additionalInfo": explanation[:_ADDITIONAL_INFO_MAX]}
-
-
-def _refused(status: str, reason_code: str, explanation: str) -> Outcome:
-    """A reply the gateway gives itself, refusing the request with ``status``."""
-    return Outcome(reply={"status": status, "statusInfo": _status_info(reason_code, explanation)})
 
 
 class _Refusal(Exception):
@@ -52,13 +43,6 @@ class _Refusal(Exception):
         super().__init__(explanation)
         self.reason_code = reason_code
         self.explanation = explanation
-
-
-def _evse_connectors(ctx: Context, evse_id: int) -> list[int]:
-    """The 1.6 connectors of 2.0.1 EVSE ``evse_id`` (>= 1), lowest first."""
-    if not ctx.layout.connectors:
-        return [evse_id] if evse_id >= 1 else []
-    return sorted(c for c, (evse, _) in ctx.layout.connectors.items() if evse == evse_id)
 
 
 def _connector_of(ctx: Context, evse: Payload) -> int:
@@ -84,7 +68,7 @@ def _v16_connector(ctx: Context, evse_id: int, connector_id: int | None) -> int:
         return ctx.layout.to_v16(evse_id, connector_id)
     except UnmappedValue:
         pass
-    if connector_id is None or not _evse_connectors(ctx, evse_id):
+    if connector_id is None or not ctx.layout.connectors_of(evse_id):
         raise _Refusal("UnknownEvse", f"EVSE {evse_id} is not in this station's EVSE layout")
     raise _Refusal(
         "UnknownConnectorId",
@@ -97,7 +81,7 @@ def _v16_connector(ctx: Context, evse_id: int, connector_id: int | None) -> int:
 
 def reset_req(payload: Payload, ctx: Context) -> Outcome:
     if "evseId" in payload:
-        return _refused(
+        return refused(
             "Rejected",
             "UnsupportedRequest",
             "an OCPP 1.6 charger can only reset as a whole, not one EVSE (B11.FR.09)",
@@ -126,8 +110,8 @@ def change_availability_req(payload: Payload, ctx: Context) -> Outcome:
     evse: Payload | None = payload.get("evse")
     connector_id = _STATION
     if evse is not None and evse["id"] != 0:
-        if "connectorId" not in evse and len(_evse_connectors(ctx, evse["id"])) > 1:
-            return _refused(
+        if "connectorId" not in evse and len(ctx.layout.connectors_of(evse["id"])) > 1:
+            return refused(
                 "Rejected",
                 "UnsupportedParam",
                 f"EVSE {evse['id']} has several OCPP 1.6 connectors, and 1.6 changes the "
@@ -136,7 +120,7 @@ def change_availability_req(payload: Payload, ctx: Context) -> Outcome:
         try:
             connector_id = _connector_of(ctx, evse)
         except _Refusal as refusal:
-            return _refused("Rejected", refusal.reason_code, refusal.explanation)
+            return refused("Rejected", refusal.reason_code, refusal.explanation)
     forward = {"connectorId": connector_id, "type": payload["operationalStatus"]}
     return Outcome(forward=OutboundCall("ChangeAvailability", forward))
 
@@ -153,10 +137,10 @@ def unlock_connector_req(payload: Payload, ctx: Context) -> Outcome:
     try:
         connector_id = _v16_connector(ctx, payload["evseId"], payload["connectorId"])
     except _Refusal as refusal:
-        return _refused("UnknownConnector", refusal.reason_code, refusal.explanation)
+        return refused("UnknownConnector", refusal.reason_code, refusal.explanation)
     if ctx.station.open_transactions.get(connector_id) is True:
         # F05.FR.02; a 1.6 charger would end the transaction first (1.6 §5.18).
-        return _refused(
+        return refused(
             "OngoingAuthorizedTransaction",
             "TxInProgress",
             "an authorized transaction is ongoing on this connector (F05.FR.02)",
@@ -169,7 +153,7 @@ def unlock_connector_conf(result: Payload, request: Payload, ctx: Context) -> Ou
     if status == "NotSupported":
         # The connector is known to the gateway, so the charger has no lock (a fixed
         # cable, say) or cannot unlock remotely (§2.13).
-        return _refused(
+        return refused(
             "UnlockFailed",
             "UnsupportedRequest",
             "the OCPP 1.6 charger answered NotSupported: it has no connector lock, "
@@ -207,13 +191,13 @@ _TRIGGERED_ACTION: Final[dict[str, str]] = {"SignChargePointCertificate": "SignC
 def trigger_message_req(payload: Payload, ctx: Context) -> Outcome:
     requested: str = payload["requestedMessage"]
     if requested in NOT_IMPLEMENTED_TRIGGERS:
-        return _refused(
+        return refused(
             "NotImplemented",
             "UnsupportedRequest",
             f"OCPP 1.6 has no message for a {requested} trigger",
         )
     if requested == "SignChargingStationCertificate" and not ctx.station.security_extension:
-        return _refused(
+        return refused(
             "NotImplemented",
             "UnsupportedRequest",
             "the OCPP 1.6 charger does not implement the security extension (§3.7)",
@@ -222,7 +206,7 @@ def trigger_message_req(payload: Payload, ctx: Context) -> Outcome:
     if requested == "TransactionEvent":
         return _trigger_transaction_event(evse, ctx)
     if requested == "BootNotification" and ctx.station.registration == "Accepted":
-        return _refused(
+        return refused(
             "Rejected",
             "UnsupportedRequest",
             "the BootNotification was already accepted (F06.FR.17)",
@@ -233,7 +217,7 @@ def trigger_message_req(payload: Payload, ctx: Context) -> Outcome:
         try:
             forward["connectorId"] = _connector_of(ctx, evse)
         except _Refusal as refusal:
-            return _refused("Rejected", refusal.reason_code, refusal.explanation)
+            return refused("Rejected", refusal.reason_code, refusal.explanation)
     return Outcome(forward=OutboundCall(action, forward))
 
 
@@ -250,18 +234,18 @@ def _trigger_transaction_event(evse: Payload | None, ctx: Context) -> Outcome:
         try:
             candidates = [_connector_of(ctx, evse)]
         except _Refusal as refusal:
-            return _refused("Rejected", refusal.reason_code, refusal.explanation)
+            return refused("Rejected", refusal.reason_code, refusal.explanation)
     else:
         # A transaction runs on an EVSE, on whichever of its connectors (E01.FR.14).
-        candidates = _evse_connectors(ctx, evse["id"])
+        candidates = ctx.layout.connectors_of(evse["id"])
         if not candidates:
-            return _refused(
+            return refused(
                 "Rejected", "UnknownEvse", f"EVSE {evse['id']} is not in this station's EVSE layout"
             )
     with_transaction = [connector for connector in candidates if connector in open_on]
     if not with_transaction:
         where = "on the station" if evse is None else f"on EVSE {evse['id']}"
-        return _refused("Rejected", "TxNotFound", f"no ongoing transaction {where}")
+        return refused("Rejected", "TxNotFound", f"no ongoing transaction {where}")
     forward = {"requestedMessage": "MeterValues", "connectorId": with_transaction[0]}
     return Outcome(forward=OutboundCall("TriggerMessage", forward))
 

@@ -21,10 +21,12 @@ from typing import Final
 
 from gateway.errors import UnmappedValue
 from gateway.ocppj import Payload
-from gateway.translate.types import Context
+from gateway.translate.types import (
+    Context,
+    status_info,
+)
 
 _ID_TAG_MAX: Final = 20  # 1.6 IdToken is CiString20 (1.6 §7.28)
-_ADDITIONAL_INFO_MAX: Final = 512  # 2.0.1 StatusInfoType.additionalInfo
 
 # 2.0.1 ChargingProfilePurposeEnumType -> 1.6 ChargingProfilePurposeType (§2.8).
 # ChargingStationExternalConstraints has no 1.6 value; the CSMS may not set it anyway
@@ -188,8 +190,7 @@ def request_start_rejected(reason: str, *, reason_code: str = "UnsupportedParam"
 
 
 def _rejected(reason: str, reason_code: str) -> Payload:
-    status_info = {"reasonCode": reason_code, "additionalInfo": reason[:_ADDITIONAL_INFO_MAX]}
-    return {"status": "Rejected", "statusInfo": status_info}
+    return {"status": "Rejected", "statusInfo": status_info(reason_code, reason)}
 
 
 # --- RequestStopTransaction (F03; reference §3.2) -----------------------------------

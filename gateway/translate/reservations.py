@@ -36,24 +36,11 @@ from gateway.translate.types import (
     ReservationEnded,
     ReservationHeld,
     Route,
+    refused,
 )
 
 _ID_TAG_MAX: Final = 20  # 1.6 IdToken (idTag, parentIdTag) is CiString20 (1.6 §7.28)
-_ADDITIONAL_INFO_MAX: Final = 512  # 2.0.1 StatusInfoType.additionalInfo
 _ANY_CONNECTOR: Final = 0  # 1.6 ReserveNow connectorId 0: any connector (1.6 §5.13)
-
-
-def _rejected(reason_code: str, explanation: str) -> Outcome:
-    """The gateway's own ReserveNowResponse: Rejected, nothing sent to the charger."""
-    info = {"reasonCode": reason_code, "additionalInfo": explanation[:_ADDITIONAL_INFO_MAX]}
-    return Outcome(reply={"status": "Rejected", "statusInfo": info})
-
-
-def _evse_connectors(ctx: Context, evse_id: int) -> list[int]:
-    """The 1.6 connectors of 2.0.1 EVSE ``evse_id``, lowest first (none: not an EVSE)."""
-    if not ctx.layout.connectors:  # default layout: 1.6 connector n is EVSE n
-        return [evse_id] if evse_id >= 1 else []
-    return sorted(c for c, (evse, _) in ctx.layout.connectors.items() if evse == evse_id)
 
 
 # --- ReserveNow (2.0.1 H01; reference §1.1, §1.2, §3.5) -----------------------------
@@ -73,14 +60,16 @@ def _evse_connectors(ctx: Context, evse_id: int) -> list[int]:
 def reserve_now_req(payload: Payload, ctx: Context) -> Outcome:
     id_tag: str = payload["idToken"]["idToken"]
     if len(id_tag) > _ID_TAG_MAX:
-        return _rejected(
+        return refused(
+            "Rejected",
             "InvalidIdToken",
             f"an idToken of {len(id_tag)} characters does not fit an OCPP 1.6 idTag "
             f"(at most {_ID_TAG_MAX})",
         )
     group: str | None = payload.get("groupIdToken", {}).get("idToken")
     if group is not None and len(group) > _ID_TAG_MAX:
-        return _rejected(
+        return refused(
+            "Rejected",
             "InvalidIdToken",
             f"a groupIdToken of {len(group)} characters does not fit an OCPP 1.6 "
             f"parentIdTag (at most {_ID_TAG_MAX})",
@@ -90,7 +79,8 @@ def reserve_now_req(payload: Payload, ctx: Context) -> Outcome:
         if "connectorType" in payload:
             # "Any connector of this type": a 1.6 charger told connectorId 0 would hold
             # a connector of any type, and the gateway does not know the types.
-            return _rejected(
+            return refused(
+                "Rejected",
                 "UnsupportedParam",
                 "OCPP 1.6 cannot reserve by connector type: name the EVSE",
             )
@@ -99,13 +89,16 @@ def reserve_now_req(payload: Payload, ctx: Context) -> Outcome:
         # CSMS gets as is: it reads ReservationCtrlr.NonEvseSpecific first anyway.
         connector_id = _ANY_CONNECTOR
     else:
-        connectors = _evse_connectors(ctx, evse_id)
+        connectors = ctx.layout.connectors_of(evse_id)
         if not connectors:
-            return _rejected("UnknownEvse", f"EVSE {evse_id} is not in this station's EVSE layout")
+            return refused(
+                "Rejected", "UnknownEvse", f"EVSE {evse_id} is not in this station's EVSE layout"
+            )
         if len(connectors) > 1:
             # A 1.6 reservation holds one connector: the EVSE's others would stay free
             # for anyone, and a transaction there takes the reserved EVSE (E01.FR.14).
-            return _rejected(
+            return refused(
+                "Rejected",
                 "UnsupportedParam",
                 f"EVSE {evse_id} has several OCPP 1.6 connectors, and a 1.6 reservation "
                 "holds only one of them",

@@ -29,17 +29,10 @@ from gateway.translate.types import (
     Outcome,
     Route,
     normalise_datetime,
+    refused,
 )
 
-_ADDITIONAL_INFO_MAX: Final = 512  # 2.0.1 StatusInfoType.additionalInfo
-
 _NO_EXTENSION: Final = "the OCPP 1.6 charger does not implement the security extension"
-
-
-def _refused(status: str, reason_code: str, explanation: str) -> Outcome:
-    """A reply the gateway gives itself, with a 2.0.1 StatusInfoReasonType code."""
-    info = {"reasonCode": reason_code, "additionalInfo": explanation[:_ADDITIONAL_INFO_MAX]}
-    return Outcome(reply={"status": status, "statusInfo": info})
 
 
 def _status_conf(result: Payload, request: Payload, ctx: Context) -> Outcome:
@@ -91,11 +84,11 @@ def sign_certificate_conf(result: Payload, request: Payload, ctx: Context) -> Ou
 
 def certificate_signed_req(payload: Payload, ctx: Context) -> Outcome:
     if not ctx.station.security_extension:
-        return _refused("Rejected", "UnsupportedRequest", _NO_EXTENSION)
+        return refused("Rejected", "UnsupportedRequest", _NO_EXTENSION)
     if payload.get("certificateType", "ChargingStationCertificate") != (
         "ChargingStationCertificate"
     ):
-        return _refused(
+        return refused(
             "Rejected",
             "UnsupportedParam",
             "an OCPP 1.6 charger has no ISO 15118 (V2G) certificate, only its own "
@@ -127,10 +120,10 @@ _NO_ISO15118: Final = (
 
 def install_certificate_req(payload: Payload, ctx: Context) -> Outcome:
     if not ctx.station.security_extension:
-        return _refused("Rejected", "UnsupportedRequest", _NO_EXTENSION)
+        return refused("Rejected", "UnsupportedRequest", _NO_EXTENSION)
     certificate_type = CERTIFICATE_USE_V16.get(payload["certificateType"])
     if certificate_type is None:
-        return _refused("Rejected", "UnsupportedParam", _NO_ISO15118)
+        return refused("Rejected", "UnsupportedParam", _NO_ISO15118)
     forward = {"certificateType": certificate_type, "certificate": payload["certificate"]}
     return Outcome(forward=OutboundCall("InstallCertificate", forward))
 
@@ -147,14 +140,14 @@ def _requested_types(payload: Payload) -> list[str]:
 
 def get_installed_certificate_ids_req(payload: Payload, ctx: Context) -> Outcome:
     if not ctx.station.security_extension:
-        return _refused("NotFound", "UnsupportedRequest", _NO_EXTENSION)
+        return refused("NotFound", "UnsupportedRequest", _NO_EXTENSION)
     requested = _requested_types(payload)
     if not requested:
         # Honest: a 1.6 charger can hold none of these.
-        return _refused("NotFound", "UnsupportedParam", _NO_ISO15118)
+        return refused("NotFound", "UnsupportedParam", _NO_ISO15118)
     if len(requested) > 1:
         # 1.6 takes one certificateType per request, and a route forwards one request.
-        return _refused(
+        return refused(
             "NotFound",
             "TooManyElements",
             "OCPP 1.6 GetInstalledCertificateIds asks for one certificate type at a time: "
@@ -190,7 +183,7 @@ def _hash_data(payload: Payload) -> Payload:
 def delete_certificate_req(payload: Payload, ctx: Context) -> Outcome:
     if not ctx.station.security_extension:
         # DeleteCertificateStatusEnumType has no Rejected: Failed, and the reason.
-        return _refused("Failed", "UnsupportedRequest", _NO_EXTENSION)
+        return refused("Failed", "UnsupportedRequest", _NO_EXTENSION)
     forward = {"certificateHashData": _hash_data(payload["certificateHashData"])}
     return Outcome(forward=OutboundCall("DeleteCertificate", forward))
 

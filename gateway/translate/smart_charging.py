@@ -39,18 +39,12 @@ from gateway.translate.types import (
     Outcome,
     Route,
     normalise_datetime,
+    refused,
 )
 
-_ADDITIONAL_INFO_MAX: Final = 512  # 2.0.1 StatusInfoType.additionalInfo
 _STATION: Final = 0  # evseId 0 and 1.6 connectorId 0: the station as a whole (§1.1)
 _TENTHS_EXPONENT: Final = -1  # 1.6 limit and minChargingRate: "multipleOf": 0.1
 _EXTERNAL: Final = "ChargingStationExternalConstraints"
-
-
-def _refused(status: str, reason_code: str, explanation: str) -> Outcome:
-    """A reply the gateway gives itself, refusing the request with ``status``."""
-    status_info = {"reasonCode": reason_code, "additionalInfo": explanation[:_ADDITIONAL_INFO_MAX]}
-    return Outcome(reply={"status": status, "statusInfo": status_info})
 
 
 class _Refusal(Exception):
@@ -60,13 +54,6 @@ class _Refusal(Exception):
         super().__init__(explanation)
         self.reason_code = reason_code
         self.explanation = explanation
-
-
-def _evse_connectors(ctx: Context, evse_id: int) -> list[int]:
-    """The 1.6 connectors of 2.0.1 EVSE ``evse_id`` (>= 1), lowest first."""
-    if not ctx.layout.connectors:
-        return [evse_id]  # the default layout: 1.6 connector n is EVSE n
-    return sorted(c for c, (evse, _) in ctx.layout.connectors.items() if evse == evse_id)
 
 
 def _connector_for(ctx: Context, evse_id: int, doing: str, *, busy_one: bool = False) -> int:
@@ -81,7 +68,7 @@ def _connector_for(ctx: Context, evse_id: int, doing: str, *, busy_one: bool = F
     """
     if evse_id == _STATION:
         return _STATION
-    connectors = _evse_connectors(ctx, evse_id)
+    connectors = ctx.layout.connectors_of(evse_id)
     if not connectors:
         raise _Refusal("UnknownEvse", f"EVSE {evse_id} is not in this station's EVSE layout")
     if len(connectors) == 1:
@@ -125,7 +112,7 @@ def set_charging_profile_to_v16(
     try:
         connector_id, profile = _profile_to_v16(payload, ctx, legacy_ids)
     except _Refusal as refusal:
-        return _refused("Rejected", refusal.reason_code, refusal.explanation)
+        return refused("Rejected", refusal.reason_code, refusal.explanation)
     forward = {"connectorId": connector_id, "csChargingProfiles": profile}
     return Outcome(forward=OutboundCall("SetChargingProfile", forward))
 
@@ -218,7 +205,7 @@ def _transaction_of(
             "MissingParam",
             "a TxProfile names the transaction it limits: no transactionId (K01.FR.03)",
         )
-    connectors = _evse_connectors(ctx, evse_id)
+    connectors = ctx.layout.connectors_of(evse_id)
     if not connectors:
         raise _Refusal("UnknownEvse", f"EVSE {evse_id} is not in this station's EVSE layout")
     transaction_id: str = profile["transactionId"]
@@ -243,7 +230,7 @@ def set_charging_profile_conf(result: Payload, request: Payload, ctx: Context) -
         installed = ChargingProfileInstalled(request["evseId"], request["chargingProfile"])
         return Outcome(reply={"status": "Accepted"}, effects=(installed,))
     if status == "NotSupported":  # §2.8
-        return _refused(
+        return refused(
             "Rejected",
             "UnsupportedRequest",
             "the OCPP 1.6 charger answered NotSupported: it does not support this "
@@ -259,7 +246,7 @@ def clear_charging_profile_req(payload: Payload, ctx: Context) -> Outcome:
     criteria: Payload = payload.get("chargingProfileCriteria", {})
     purpose: str | None = criteria.get("chargingProfilePurpose")
     if purpose == _EXTERNAL:
-        return _refused(
+        return refused(
             "Unknown",
             "NotFound",
             f"an OCPP 1.6 charger has no {_EXTERNAL} profiles: nothing to clear",
@@ -277,7 +264,7 @@ def clear_charging_profile_req(payload: Payload, ctx: Context) -> Outcome:
                 busy_one=purpose == "TxProfile",
             )
         except _Refusal as refusal:
-            return _refused("Unknown", refusal.reason_code, refusal.explanation)
+            return refused("Unknown", refusal.reason_code, refusal.explanation)
     if purpose is not None:
         forward["chargingProfilePurpose"] = PROFILE_PURPOSES_V16[purpose]
     if "stackLevel" in criteria:
@@ -310,7 +297,7 @@ def get_composite_schedule_req(payload: Payload, ctx: Context) -> Outcome:
             ctx, payload["evseId"], "reports the composite schedule of", busy_one=True
         )
     except _Refusal as refusal:
-        return _refused("Rejected", refusal.reason_code, refusal.explanation)
+        return refused("Rejected", refusal.reason_code, refusal.explanation)
     forward: Payload = {"connectorId": connector_id, "duration": payload["duration"]}
     if "chargingRateUnit" in payload:
         forward["chargingRateUnit"] = payload["chargingRateUnit"]
@@ -339,7 +326,7 @@ def get_composite_schedule_conf(result: Payload, request: Payload, ctx: Context)
         return Outcome(reply={"status": "Rejected"})
     schedule: Payload | None = result.get("chargingSchedule")
     if schedule is None or not schedule["chargingSchedulePeriod"]:
-        return _refused(
+        return refused(
             "Rejected",
             "Unspecified",
             "the OCPP 1.6 charger answered Accepted without a composite schedule",

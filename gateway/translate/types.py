@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Final
 
 from gateway.ocppj import Payload
 from gateway.translate.layout import EvseLayout
@@ -245,6 +246,19 @@ def normalise_datetime(text: str) -> str:
     if moment.tzinfo is None:  # OCPP 1.6 §7.x: times are UTC
         moment = moment.replace(tzinfo=UTC)
     return format_datetime(moment)
+
+
+ADDITIONAL_INFO_MAX: Final = 512  # 2.0.1 StatusInfoType.additionalInfo
+
+
+def status_info(reason_code: str, explanation: str) -> Payload:
+    """A 2.0.1 StatusInfoType: a StatusInfoReasonType code and a short explanation."""
+    return {"reasonCode": reason_code, "additionalInfo": explanation[:ADDITIONAL_INFO_MAX]}
+
+
+def refused(status: str, reason_code: str, explanation: str) -> Outcome:
+    """The gateway's own answer refusing a request with ``status``: nothing is forwarded."""
+    return Outcome(reply={"status": status, "statusInfo": status_info(reason_code, explanation)})
 
 
 RequestConverter = Callable[[Payload, Context], Outcome]

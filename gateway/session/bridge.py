@@ -46,6 +46,7 @@ from gateway.ocppj import (
 from gateway.schemas import Kind
 from gateway.session.authorization import OfflineAuthorizer
 from gateway.session.calls import OutgoingCalls
+from gateway.session.certificates import CertificateDesk
 from gateway.session.device_model import DeviceModelDesk, DeviceModelLimits
 from gateway.session.keeper import StationKeeper
 from gateway.session.links import ChargerLink, CsmsLink, FrameObserver, Side, TraceEvent
@@ -185,6 +186,11 @@ class TranslatingSession:
             context=self._context,
             check_charger_answer=self._check_charger_answer,
         )
+        certificates = CertificateDesk(
+            to_charger=self._to_charger,
+            context=self._context,
+            check_charger_answer=self._check_charger_answer,
+        )
         device = DeviceModelDesk(
             station=self._state,
             tables=tables,
@@ -211,6 +217,11 @@ class TranslatingSession:
             (Direction.CSMS_TO_CHARGER, "RequestStopTransaction"): remote.request_stop_transaction,
             (Direction.CSMS_TO_CHARGER, "GetTransactionStatus"): remote.get_transaction_status,
             (Direction.CSMS_TO_CHARGER, "GetChargingProfiles"): remote.get_charging_profiles,
+            (
+                Direction.CSMS_TO_CHARGER,
+                "GetInstalledCertificateIds",
+            ): certificates.get_installed_certificate_ids,
+            (Direction.CSMS_TO_CHARGER, "DeleteCertificate"): certificates.delete_certificate,
             (Direction.CSMS_TO_CHARGER, "GetVariables"): device.get_variables,
             (Direction.CSMS_TO_CHARGER, "SetVariables"): device.set_variables,
             (Direction.CSMS_TO_CHARGER, "GetBaseReport"): device.get_base_report,

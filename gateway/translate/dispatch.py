@@ -3,7 +3,8 @@
 Layer: translate (sans-I/O).
 
 The pure converters live in ``translate.core`` (BootNotification, Heartbeat,
-StatusNotification, Authorize, DataTransfer) and ``translate.operations`` (the CSMS's
+StatusNotification, Authorize, DataTransfer; ``translate.pnc`` unwraps the ISO 15118
+Plug & Charge tunnel) and ``translate.operations`` (the CSMS's
 remote operations: Reset, ChangeAvailability, UnlockConnector, TriggerMessage,
 ClearCache). A route forwards ``target``, or one of the actions in ``also`` when the
 request needs it (TriggerMessage for a certificate goes as the 1.6 security
@@ -31,6 +32,7 @@ from gateway.translate import (
     firmware,
     local_list,
     operations,
+    pnc,
     reservations,
     security,
     smart_charging,
@@ -63,7 +65,10 @@ ROUTES: Final[dict[tuple[Direction, str], Route]] = {
     ),
     (CHARGER_TO_CSMS, "Authorize"): Route("Authorize", core.authorize_req, core.authorize_conf),
     (CHARGER_TO_CSMS, "DataTransfer"): Route(
-        "DataTransfer", core.data_transfer_from_charger_req, core.data_transfer_from_charger_conf
+        "DataTransfer",
+        pnc.data_transfer_from_charger_req,
+        pnc.data_transfer_from_charger_conf,
+        also=pnc.FROM_CHARGER,  # ISO 15118 PnC messages unwrapped from the tunnel
     ),
     (CSMS_TO_CHARGER, "DataTransfer"): Route(
         "DataTransfer", core.data_transfer_from_csms_req, core.data_transfer_from_csms_conf
@@ -81,7 +86,8 @@ ROUTES: Final[dict[tuple[Direction, str], Route]] = {
         "TriggerMessage",
         operations.trigger_message_req,
         operations.trigger_message_conf,
-        also=("ExtendedTriggerMessage",),  # SignChargingStationCertificate (SEC §6.16)
+        # SignChargingStationCertificate (SEC §6.16); SignV2GCertificate (PnC tunnel)
+        also=("ExtendedTriggerMessage", "DataTransfer"),
     ),
     (CSMS_TO_CHARGER, "ClearCache"): Route(
         "ClearCache", operations.clear_cache_req, operations.clear_cache_conf
@@ -129,6 +135,14 @@ SESSION_ROUTES: Final[dict[tuple[Direction, str], SessionRoute]] = {
     ),
     (CSMS_TO_CHARGER, "GetChargingProfiles"): SessionRoute(
         "answered by the gateway", "profiles it installed, as ReportChargingProfiles"
+    ),
+    (CSMS_TO_CHARGER, "GetInstalledCertificateIds"): SessionRoute(
+        "GetInstalledCertificateIds / DataTransfer",
+        "one per 1.6 certificate type, ISO 15118 types through the PnC tunnel; merged",
+    ),
+    (CSMS_TO_CHARGER, "DeleteCertificate"): SessionRoute(
+        "DeleteCertificate / DataTransfer",
+        "security extension first, then the PnC tunnel while not found",
     ),
     (CSMS_TO_CHARGER, "GetVariables"): SessionRoute(
         "GetConfiguration",

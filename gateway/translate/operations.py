@@ -21,6 +21,7 @@ from typing import Final
 
 from gateway.errors import UnmappedValue
 from gateway.ocppj import Payload
+from gateway.translate import pnc
 from gateway.translate.types import (
     AuthorizationCacheCleared,
     BootReasonExpected,
@@ -178,9 +179,10 @@ TRIGGERS: Final[dict[str, tuple[str, str]]] = {
     "TransactionEvent": ("TriggerMessage", "MeterValues"),
 }
 
-# 2.0.1 triggers with no 1.6 counterpart at all (ISO 15118, Local Controller firmware).
+# 2.0.1 triggers with no 1.6 counterpart at all (a combined certificate, Local Controller
+# firmware). SignV2GCertificate goes through the ISO 15118 PnC tunnel (reference §6).
 NOT_IMPLEMENTED_TRIGGERS: Final = frozenset(
-    {"SignV2GCertificate", "SignCombinedCertificate", "PublishFirmwareStatusNotification"}
+    {"SignCombinedCertificate", "PublishFirmwareStatusNotification"}
 )
 
 # The 1.6 action a charger sends for a triggered requestedMessage, where the names
@@ -202,6 +204,8 @@ def trigger_message_req(payload: Payload, ctx: Context) -> Outcome:
             "UnsupportedRequest",
             "the OCPP 1.6 charger does not implement the security extension (§3.7)",
         )
+    if requested == "SignV2GCertificate":
+        return Outcome(forward=pnc.wrap("TriggerMessage", payload))
     evse: Payload | None = payload.get("evse")
     if requested == "TransactionEvent":
         return _trigger_transaction_event(evse, ctx)
@@ -251,6 +255,8 @@ def _trigger_transaction_event(evse: Payload | None, ctx: Context) -> Outcome:
 
 
 def trigger_message_conf(result: Payload, request: Payload, ctx: Context) -> Outcome:
+    if request["requestedMessage"] == "SignV2GCertificate":
+        return pnc.reply_from_tunnel("TriggerMessage", result, "NotImplemented")
     # TriggerMessageStatus is identical in 1.6, its security extension and 2.0.1 (§2.12).
     status: str = result["status"]
     if status != "Accepted":

@@ -211,6 +211,10 @@ class TranslatingSession:
             (Direction.CHARGER_TO_CSMS, "StopTransaction"): desk.stop_transaction,
             (Direction.CHARGER_TO_CSMS, "StatusNotification"): desk.status_notification,
             (
+                Direction.CHARGER_TO_CSMS,
+                "SecurityEventNotification",
+            ): desk.security_event_notification,
+            (
                 Direction.CSMS_TO_CHARGER,
                 "RequestStartTransaction",
             ): remote.request_start_transaction,

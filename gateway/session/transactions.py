@@ -37,7 +37,7 @@ from gateway.session.outbox import OutboxCourier
 from gateway.session.reservations import updates_for_status, used_by_start
 from gateway.session.station import StationState
 from gateway.state import Change, OutboxMessage, StateError, Store, TransactionRecord
-from gateway.translate import core
+from gateway.translate import core, security
 from gateway.translate.transactions import (
     CHARGING_STATES,
     EventFacts,
@@ -438,6 +438,17 @@ class TransactionDesk:
         )
         if records:
             self._keep_open(records[0])
+        return {}, ()
+
+    async def security_event_notification(self, request: Payload) -> Reply:
+        """Through the outbox: a 2.0.1 station queues security events while offline and
+        sends them when back (A04.FR.02), so the charger's answer does not wait for the
+        CSMS, and nothing is lost to an outage or a restart."""
+        outcome = security.security_event_notification_req(request, self._context())
+        assert outcome.forward is not None, "a security event always goes up"
+        await self._commit(
+            Change(append=(OutboxMessage(outcome.forward.action, outcome.forward.payload),))
+        )
         return {}, ()
 
     async def authorize_offline(self, request: Payload) -> Payload:

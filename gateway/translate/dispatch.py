@@ -16,9 +16,12 @@ CSMS, goes through the durable outbox) are handled by the session's transaction 
 and ``translate.remote``; ``SESSION_ROUTES`` names them, and the desk's handler table
 must have exactly these keys (a test checks it). The desk is checked first.
 
-A received CALL whose action has no row here is answered by the session: NotSupported
-when the action exists in the sender's OCPP version (a 2.0.1 CSMS request with no 1.6
-equivalent, say), NotImplemented when it does not exist at all. ``docs/coverage.md`` is
+2.0.1 requests with no 1.6 counterpart that have a negative answer in their own status
+enum (monitoring, display messages, customer information, network profiles, firmware
+publishing) get it from ``translate.unsupported``: target ``ANSWERED``, nothing reaches
+the charger. A received CALL whose action has no row here is answered by the session:
+NotSupported when the action exists in the sender's OCPP version (CostUpdated, say),
+NotImplemented when it does not exist at all. ``docs/coverage.md`` is
 generated from this table.
 """
 
@@ -36,6 +39,7 @@ from gateway.translate import (
     reservations,
     security,
     smart_charging,
+    unsupported,
 )
 from gateway.translate.types import Direction, Route
 
@@ -98,6 +102,7 @@ ROUTES: Final[dict[tuple[Direction, str], Route]] = {
     **reservations.ROUTES,
     **firmware.ROUTES,
     **security.ROUTES,
+    **unsupported.ROUTES,
 }
 
 
@@ -123,6 +128,10 @@ SESSION_ROUTES: Final[dict[tuple[Direction, str], SessionRoute]] = {
     (CHARGER_TO_CSMS, "StatusNotification"): SessionRoute(
         "StatusNotification / TransactionEvent / NotifyEvent",
         "only on a connector status change; charging state changes as Updated; outbox",
+    ),
+    (CHARGER_TO_CSMS, "SecurityEventNotification"): SessionRoute(
+        "SecurityEventNotification",
+        "event names renamed (security.py); outbox, queued while offline (A04.FR.02)",
     ),
     (CSMS_TO_CHARGER, "RequestStartTransaction"): SessionRoute(
         "RemoteStartTransaction", "remoteStartId kept for the Started event"

@@ -282,3 +282,4 @@ class Route:
     result: ResultConverter
     before_accepted: RequestConverter | None = None
     also: tuple[str, ...] = ()  # other actions request may forward
+    note: str = ""  # one line for docs/coverage.md, e.g. what the gateway answers itself

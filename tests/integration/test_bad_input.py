@@ -166,6 +166,7 @@ async def test_an_unknown_action_from_the_charger_is_not_implemented(
     assert call_errors_to_charger(gateway, "NotImplemented") == 1
 
 
+@pytest.mark.covers("charger_to_csms:Reset", "GetConfiguration")
 @pytest.mark.parametrize(
     ("action", "payload"),
     [
@@ -296,6 +297,7 @@ async def test_a_malformed_frame_from_the_csms_gets_a_2_0_1_callerror(
     await csms.wait_for("Heartbeat", station_id="CP-1")
 
 
+@pytest.mark.covers("CostUpdated")
 @pytest.mark.parametrize(
     ("action", "payload"),
     [
@@ -476,6 +478,7 @@ async def test_a_silent_csms_times_out_as_internal_error_and_its_late_answer_is_
     assert metric(gateway, "ocpp_gateway_unmatched_responses_total", side="csms") == 1
 
 
+@pytest.mark.covers("charger_to_csms:Heartbeat")
 async def test_a_silent_csms_heartbeat_is_answered_by_the_gateway(
     make_gateway: Callable[..., Awaitable[Gateway]],
     chargers: Callable[..., ChargerSim],

@@ -18,6 +18,7 @@ from .helpers import charger_url_of, metric
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.covers("charger_to_csms:BootNotification")
 async def test_boot_notification_reaches_the_csms_as_a_2_0_1_boot(
     make_charger: Callable[..., ChargerSim], csms: CsmsSim
 ) -> None:
@@ -75,6 +76,7 @@ def event_data(notify: Received) -> list[JsonObject]:
 # --------------------------------------------------------------------------- boot
 
 
+@pytest.mark.covers("charger_to_csms:BootNotification")
 @pytest.mark.parametrize("status", ["Pending", "Rejected"])
 async def test_a_boot_the_csms_does_not_accept_passes_back_with_its_status_and_interval(
     make_charger: Callable[..., ChargerSim], csms: CsmsSim, status: str
@@ -95,6 +97,7 @@ async def test_a_boot_the_csms_does_not_accept_passes_back_with_its_status_and_i
 # --------------------------------------------------------------------------- heartbeat
 
 
+@pytest.mark.covers("charger_to_csms:Heartbeat")
 async def test_heartbeat_is_forwarded_and_answered_with_the_csms_time(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -109,6 +112,7 @@ async def test_heartbeat_is_forwarded_and_answered_with_the_csms_time(
 # --------------------------------------------------------------------------- status
 
 
+@pytest.mark.covers("charger_to_csms:StatusNotification")
 @pytest.mark.parametrize(
     ("status_v16", "status_v201"),
     [
@@ -140,6 +144,7 @@ async def test_status_notification_of_connector_1_becomes_evse_1_connector_1(
     assert csms.received("NotifyEvent") == [], "a plain status needs no NotifyEvent"
 
 
+@pytest.mark.covers("charger_to_csms:StatusNotification")
 async def test_status_notification_without_timestamp_is_stamped_by_the_gateway(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -150,6 +155,7 @@ async def test_status_notification_without_timestamp_is_stamped_by_the_gateway(
     assert (status.payload["evseId"], status.payload["connectorId"]) == (2, 1)
 
 
+@pytest.mark.covers("charger_to_csms:StatusNotification")
 @pytest.mark.parametrize(
     ("sent", "forwarded"),
     [
@@ -166,6 +172,7 @@ async def test_status_timestamps_reach_the_csms_in_utc_with_at_most_milliseconds
     assert status.payload["timestamp"] == forwarded
 
 
+@pytest.mark.covers("charger_to_csms:StatusNotification")
 @pytest.mark.parametrize("status_v16", ["Available", "Unavailable"])
 async def test_connector_0_status_becomes_a_charging_station_availability_event(
     booted: ChargerSim, csms: CsmsSim, status_v16: str
@@ -187,6 +194,7 @@ async def test_connector_0_status_becomes_a_charging_station_availability_event(
     assert csms.received("StatusNotification") == []
 
 
+@pytest.mark.covers("charger_to_csms:StatusNotification")
 async def test_a_fault_is_reported_with_its_error_code_and_cleared_by_no_error(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -232,6 +240,7 @@ async def test_a_fault_is_reported_with_its_error_code_and_cleared_by_no_error(
     ]
 
 
+@pytest.mark.covers("charger_to_csms:StatusNotification")
 async def test_a_vendor_error_code_becomes_the_tech_code_and_the_1_6_code_the_tech_info(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -262,6 +271,7 @@ async def booted_twin_charger(
     return charger
 
 
+@pytest.mark.covers("charger_to_csms:StatusNotification")
 async def test_an_explicit_evse_layout_maps_connector_2_to_evse_1_connector_2(
     make_gateway: Callable[..., Awaitable[Gateway]],
     chargers: Callable[..., ChargerSim],
@@ -316,6 +326,7 @@ AUTHORIZE_CASES = [
 ]
 
 
+@pytest.mark.covers("charger_to_csms:Authorize")
 @pytest.mark.parametrize(("id_token_info", "id_tag_info"), AUTHORIZE_CASES)
 async def test_authorize_answer_becomes_the_1_6_id_tag_info(
     booted: ChargerSim, csms: CsmsSim, id_token_info: JsonObject, id_tag_info: JsonObject
@@ -328,6 +339,7 @@ async def test_authorize_answer_becomes_the_1_6_id_tag_info(
     assert reply == {"idTagInfo": id_tag_info}
 
 
+@pytest.mark.covers("charger_to_csms:Authorize")
 @pytest.mark.parametrize(
     ("id_tag", "token_type"),
     [
@@ -350,6 +362,7 @@ async def test_authorize_infers_the_2_0_1_id_token_type_from_the_tag(
 # --------------------------------------------------------------------------- data transfer
 
 
+@pytest.mark.covers("charger_to_csms:DataTransfer")
 async def test_data_transfer_from_the_charger_reaches_the_csms_and_its_data_comes_back(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -366,6 +379,7 @@ async def test_data_transfer_from_the_charger_reaches_the_csms_and_its_data_come
     assert json.loads(reply["data"]) == {"balance": 12.5, "currency": "EUR"}
 
 
+@pytest.mark.covers("csms_to_charger:DataTransfer")
 async def test_data_transfer_from_the_csms_reaches_the_charger_with_object_data_as_text(
     make_charger: Callable[..., ChargerSim], csms: CsmsSim
 ) -> None:
@@ -387,6 +401,7 @@ async def test_data_transfer_from_the_csms_reaches_the_charger_with_object_data_
     assert answer == {"status": "Accepted", "data": "pong"}
 
 
+@pytest.mark.covers("csms_to_charger:DataTransfer")
 async def test_data_transfer_from_the_csms_without_data_arrives_without_data(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -408,6 +423,7 @@ async def pending_charger(make_charger: Callable[..., ChargerSim], csms: CsmsSim
     return charger
 
 
+@pytest.mark.covers("charger_to_csms:Heartbeat")
 async def test_heartbeat_before_acceptance_is_answered_by_the_gateway_and_not_forwarded(
     make_charger: Callable[..., ChargerSim], csms: CsmsSim, gateway: Gateway
 ) -> None:
@@ -423,6 +439,7 @@ async def test_heartbeat_before_acceptance_is_answered_by_the_gateway_and_not_fo
     assert not metric(gateway, "ocpp_gateway_held_messages_total", action="BootNotification")
 
 
+@pytest.mark.covers("charger_to_csms:StatusNotification")
 async def test_status_before_acceptance_is_held_and_sent_once_a_later_boot_is_accepted(
     make_charger: Callable[..., ChargerSim], csms: CsmsSim
 ) -> None:
@@ -450,6 +467,7 @@ async def test_status_before_acceptance_is_held_and_sent_once_a_later_boot_is_ac
     assert csms.security_errors == []
 
 
+@pytest.mark.covers("charger_to_csms:Authorize")
 async def test_authorize_while_pending_is_refused_and_the_csms_pace_is_respected(
     make_charger: Callable[..., ChargerSim], csms: CsmsSim
 ) -> None:
@@ -467,6 +485,7 @@ async def test_authorize_while_pending_is_refused_and_the_csms_pace_is_respected
     assert csms.security_errors == []
 
 
+@pytest.mark.covers("charger_to_csms:Authorize")
 async def test_a_charger_that_talks_before_booting_is_asked_to_boot(
     make_charger: Callable[..., ChargerSim], csms: CsmsSim
 ) -> None:
@@ -499,6 +518,7 @@ async def test_registration_survives_a_charger_reconnect(booted: ChargerSim, csm
     ]
 
 
+@pytest.mark.covers("charger_to_csms:StatusNotification")
 async def test_a_connector_outside_the_explicit_layout_is_refused(
     make_gateway: Callable[..., Awaitable[Gateway]],
     chargers: Callable[..., ChargerSim],
@@ -513,6 +533,7 @@ async def test_a_connector_outside_the_explicit_layout_is_refused(
     assert csms.received("StatusNotification") == []
 
 
+@pytest.mark.covers("charger_to_csms:StatusNotification")
 async def test_a_changed_error_code_clears_the_alert_of_the_previous_one(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -537,6 +558,7 @@ async def test_a_changed_error_code_clears_the_alert_of_the_previous_one(
 # --------------------------------------------------------------------------- known gateway bugs
 
 
+@pytest.mark.covers("charger_to_csms:StatusNotification")
 async def test_a_fault_reported_before_a_reconnect_is_cleared_after_it(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -555,6 +577,7 @@ async def test_a_fault_reported_before_a_reconnect_is_cleared_after_it(
     assert cleared["cleared"] is True
 
 
+@pytest.mark.covers("charger_to_csms:Heartbeat")
 async def test_a_charger_with_no_boot_on_record_that_only_heartbeats_is_asked_to_boot(
     make_charger: Callable[..., ChargerSim], csms: CsmsSim
 ) -> None:

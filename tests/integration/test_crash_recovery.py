@@ -145,6 +145,9 @@ async def killed(gateway: GatewayProcess, charger: ChargerSim, csms: CsmsSim) ->
     await csms.wait_disconnected(STATION)
 
 
+@pytest.mark.covers(
+    "StartTransaction", "charger_to_csms:MeterValues", "StopTransaction", "GetTransactionStatus"
+)
 async def test_killed_mid_session_the_restarted_gateway_ends_the_same_transaction(
     spawn_gateway: SpawnGateway, chargers: Callable[..., ChargerSim], csms: CsmsSim
 ) -> None:
@@ -212,6 +215,12 @@ async def test_killed_mid_session_the_restarted_gateway_ends_the_same_transactio
     assert new_events[0]["meterValue"][0]["sampledValue"][0]["value"] == 3000
 
 
+@pytest.mark.covers(
+    "StartTransaction",
+    "charger_to_csms:MeterValues",
+    "StopTransaction",
+    "charger_to_csms:StatusNotification",
+)
 async def test_killed_with_an_undelivered_outbox_replays_it_first_flagged_offline(
     spawn_gateway: SpawnGateway, chargers: Callable[..., ChargerSim], csms: CsmsSim
 ) -> None:
@@ -339,6 +348,7 @@ def without_offline_flag(payload: JsonObject) -> JsonObject:
     return {key: value for key, value in payload.items() if key != "offline"}
 
 
+@pytest.mark.covers("StartTransaction", "StopTransaction")
 async def test_killed_before_the_csms_answered_the_start_delivers_started_again(
     spawn_gateway: SpawnGateway, chargers: Callable[..., ChargerSim], csms: CsmsSim
 ) -> None:
@@ -373,6 +383,7 @@ async def test_killed_before_the_csms_answered_the_start_delivers_started_again(
     assert received[2]["transactionInfo"]["stoppedReason"] == "Local"
 
 
+@pytest.mark.covers("StartTransaction")
 async def test_a_started_delivered_again_after_the_restart_is_the_same_payload(
     spawn_gateway: SpawnGateway, chargers: Callable[..., ChargerSim], csms: CsmsSim
 ) -> None:
@@ -388,6 +399,7 @@ async def test_a_started_delivered_again_after_the_restart_is_the_same_payload(
     assert [(e["eventType"], e["seqNo"]) for e in events] == [("Started", 0)]
 
 
+@pytest.mark.covers("StartTransaction")
 async def test_a_start_re_sent_after_the_restart_gets_the_csms_verdict(
     spawn_gateway: SpawnGateway, chargers: Callable[..., ChargerSim], csms: CsmsSim
 ) -> None:

@@ -67,6 +67,7 @@ def get_configuration_calls(charger: ChargerSim) -> list[dict[str, Any]]:
 # --- GetVariables --------------------------------------------------------------------------
 
 
+@pytest.mark.covers("GetVariables")
 async def test_get_variables_reads_mapped_keys_with_one_get_configuration(
     station: ChargerSim, csms: CsmsSim, configuration: ChargerConfiguration
 ) -> None:
@@ -110,6 +111,7 @@ async def test_get_variables_reads_mapped_keys_with_one_get_configuration(
     )
 
 
+@pytest.mark.covers("GetVariables")
 async def test_get_variables_unknown_component_variable_and_attribute_type(
     station: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -139,6 +141,7 @@ async def test_get_variables_unknown_component_variable_and_attribute_type(
     assert all("attributeValue" not in r for r in results)
 
 
+@pytest.mark.covers("GetVariables")
 async def test_gateway_variables_are_answered_without_asking_the_charger(
     station: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -161,6 +164,7 @@ async def test_gateway_variables_are_answered_without_asking_the_charger(
     assert get_configuration_calls(station) == []
 
 
+@pytest.mark.covers("GetVariables")
 async def test_a_key_the_charger_lacks_is_unknown_and_vendor_keys_are_reachable(
     station: ChargerSim, csms: CsmsSim, configuration: ChargerConfiguration
 ) -> None:
@@ -188,6 +192,7 @@ async def test_a_key_the_charger_lacks_is_unknown_and_vendor_keys_are_reachable(
 # --- SetVariables --------------------------------------------------------------------------
 
 
+@pytest.mark.covers("SetVariables")
 async def test_set_variables_one_change_configuration_per_item_with_statuses_mapped(
     station: ChargerSim, csms: CsmsSim, configuration: ChargerConfiguration
 ) -> None:
@@ -226,6 +231,7 @@ async def test_set_variables_one_change_configuration_per_item_with_statuses_map
     assert len(station.calls_of("ChangeConfiguration")) == 7
 
 
+@pytest.mark.covers("SetVariables")
 async def test_invalid_values_are_refused_by_the_gateway_before_the_charger_sees_them(
     station: ChargerSim, csms: CsmsSim, configuration: ChargerConfiguration, gateway: Gateway
 ) -> None:
@@ -285,6 +291,7 @@ async def test_invalid_values_are_refused_by_the_gateway_before_the_charger_sees
     }
 
 
+@pytest.mark.covers("SetVariables", "GetVariables")
 async def test_set_then_get_reads_back_the_new_value(station: ChargerSim, csms: CsmsSim) -> None:
     data = [item("SmartChargingCtrlr", "Available"), item("OCPPCommCtrlr", "HeartbeatInterval")]
     await csms.call(
@@ -338,6 +345,7 @@ def by_name(entries: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, An
     return {identity(data): data for data in entries}
 
 
+@pytest.mark.covers("GetBaseReport")
 async def test_full_inventory_is_complete_ordered_and_real(
     station: ChargerSim, csms: CsmsSim, configuration: ChargerConfiguration
 ) -> None:
@@ -411,6 +419,7 @@ async def test_full_inventory_is_complete_ordered_and_real(
     assert evses == sorted(evses)
 
 
+@pytest.mark.covers("GetBaseReport")
 async def test_configuration_inventory_reports_only_what_an_operator_can_set(
     station: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -426,6 +435,7 @@ async def test_configuration_inventory_reports_only_what_an_operator_can_set(
     assert "TxStartPoint" not in names
 
 
+@pytest.mark.covers("GetBaseReport")
 async def test_summary_inventory_reports_component_states(
     station: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -447,6 +457,7 @@ async def test_summary_inventory_reports_component_states(
     )
 
 
+@pytest.mark.covers("GetReport")
 async def test_get_report_filters_by_component_variable_and_criteria(
     station: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -477,6 +488,7 @@ async def test_get_report_filters_by_component_variable_and_criteria(
     assert components == {("EVSE", None, 2, None), ("Connector", None, 2, 1)}
 
 
+@pytest.mark.covers("GetReport")
 async def test_get_report_with_nothing_matching_is_an_empty_result_set(
     station: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -527,6 +539,7 @@ profile = "Core"
 """
 
 
+@pytest.mark.covers("GetVariables", "SetVariables")
 async def test_a_vendor_override_file_takes_effect_after_check_config_passes(
     make_gateway: Callable[..., Awaitable[Gateway]],
     chargers: Callable[..., ChargerSim],

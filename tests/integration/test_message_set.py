@@ -171,6 +171,7 @@ async def reports_of(csms: CsmsSim, request_id: int, count: int = 1) -> list[Pay
     return [message.payload for message in messages]
 
 
+@pytest.mark.covers("csms_to_charger:SetChargingProfile", "GetChargingProfiles")
 async def test_set_tx_default_profile_on_evse_1_reaches_connector_1_and_is_reported(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
@@ -195,6 +196,7 @@ async def test_set_tx_default_profile_on_evse_1_reaches_connector_1_and_is_repor
     assert actions(charger) == ["SetChargingProfile"]
 
 
+@pytest.mark.covers("GetChargingProfiles", "csms_to_charger:SetChargingProfile")
 async def test_get_charging_profiles_reports_each_evse_and_honours_the_criteria(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
@@ -251,6 +253,7 @@ async def test_get_charging_profiles_reports_each_evse_and_honours_the_criteria(
     assert actions(charger) == ["SetChargingProfile", "SetChargingProfile"]
 
 
+@pytest.mark.covers("csms_to_charger:SetChargingProfile", "GetChargingProfiles")
 @pytest.mark.parametrize(
     ("charger_status", "reason_code"), [("Rejected", None), ("NotSupported", "UnsupportedRequest")]
 )
@@ -270,6 +273,7 @@ async def test_a_profile_the_charger_does_not_accept_is_rejected_and_not_reporte
     assert await get_charging_profiles(csms, 9) == {"status": "NoProfiles"}
 
 
+@pytest.mark.covers("csms_to_charger:SetChargingProfile", "GetChargingProfiles")
 async def test_tx_profile_goes_down_with_the_1_6_transaction_id(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
@@ -305,6 +309,7 @@ async def test_tx_profile_goes_down_with_the_1_6_transaction_id(
     assert [r["chargingProfile"] for r in await reports_of(csms, 11)] == [[profile]]
 
 
+@pytest.mark.covers("csms_to_charger:SetChargingProfile")
 async def test_tx_profile_for_no_ongoing_transaction_is_rejected_by_the_gateway(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
@@ -323,6 +328,7 @@ async def test_tx_profile_for_no_ongoing_transaction_is_rejected_by_the_gateway(
     assert charger.calls_of("SetChargingProfile") == []
 
 
+@pytest.mark.covers("csms_to_charger:SetChargingProfile", "GetChargingProfiles")
 async def test_installed_profiles_are_still_reported_after_a_reconnect(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
@@ -338,6 +344,7 @@ async def test_installed_profiles_are_still_reported_after_a_reconnect(
     assert [r["chargingProfile"] for r in await reports_of(csms, 12)] == [[TX_DEFAULT_PROFILE]]
 
 
+@pytest.mark.covers("csms_to_charger:SetChargingProfile", "GetChargingProfiles")
 async def test_a_tx_profile_ends_with_its_transaction(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
@@ -391,6 +398,7 @@ async def remote_start_with_profile(charger: ChargerSim, csms: CsmsSim, **evse: 
     assert await charger.stop_transaction(legacy_id, 1500, now(), reason="Local") == {}
 
 
+@pytest.mark.covers("RequestStartTransaction", "GetChargingProfiles")
 async def test_a_remote_start_tx_profile_for_an_evse_ends_with_its_transaction(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
@@ -399,6 +407,7 @@ async def test_a_remote_start_tx_profile_for_an_evse_ends_with_its_transaction(
     assert await get_charging_profiles(csms, 15) == {"status": "NoProfiles"}
 
 
+@pytest.mark.covers("RequestStartTransaction", "GetChargingProfiles")
 async def test_a_remote_start_tx_profile_without_an_evse_ends_with_its_transaction(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
@@ -410,6 +419,7 @@ async def test_a_remote_start_tx_profile_without_an_evse_ends_with_its_transacti
 # --- ClearChargingProfile (§2.8, §3.6) ------------------------------------------------
 
 
+@pytest.mark.covers("csms_to_charger:ClearChargingProfile", "GetChargingProfiles")
 async def test_clear_charging_profile_by_id_clears_it_on_the_charger_and_in_the_report(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
@@ -434,6 +444,7 @@ async def test_clear_charging_profile_by_id_clears_it_on_the_charger_and_in_the_
     assert await get_charging_profiles(csms, 22) == {"status": "NoProfiles"}
 
 
+@pytest.mark.covers("csms_to_charger:ClearChargingProfile", "GetChargingProfiles")
 async def test_clear_charging_profile_by_criteria_maps_evse_and_purpose(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
@@ -450,6 +461,7 @@ async def test_clear_charging_profile_by_criteria_maps_evse_and_purpose(
     assert await get_charging_profiles(csms, 23) == {"status": "NoProfiles"}
 
 
+@pytest.mark.covers("csms_to_charger:ClearChargingProfile", "GetChargingProfiles")
 async def test_clear_charging_profile_the_charger_does_not_know_keeps_the_profile(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
@@ -466,6 +478,7 @@ async def test_clear_charging_profile_the_charger_does_not_know_keeps_the_profil
     assert [r["chargingProfile"] for r in await reports_of(csms, 24)] == [[TX_DEFAULT_PROFILE]]
 
 
+@pytest.mark.covers("csms_to_charger:ClearChargingProfile")
 async def test_clear_external_constraints_is_unknown_without_the_charger(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
@@ -495,6 +508,7 @@ COMPOSITE_V16: Payload = {
 }
 
 
+@pytest.mark.covers("csms_to_charger:GetCompositeSchedule")
 async def test_get_composite_schedule_is_converted_back(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
@@ -519,6 +533,7 @@ async def test_get_composite_schedule_is_converted_back(
     }
 
 
+@pytest.mark.covers("csms_to_charger:GetCompositeSchedule")
 async def test_get_composite_schedule_fills_start_and_duration_the_charger_left_out(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
@@ -543,6 +558,7 @@ async def test_get_composite_schedule_fills_start_and_duration_the_charger_left_
     }
 
 
+@pytest.mark.covers("csms_to_charger:GetCompositeSchedule")
 async def test_get_composite_schedule_rejected_by_the_charger(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
@@ -593,6 +609,7 @@ LOCAL_LIST_V16: Payload = {
 }
 
 
+@pytest.mark.covers("csms_to_charger:SendLocalList")
 @pytest.mark.parametrize("status", ["Accepted", "Failed", "VersionMismatch"])
 async def test_send_local_list_full_with_two_entries(
     make_charger: MakeCharger, csms: CsmsSim, status: str
@@ -602,6 +619,7 @@ async def test_send_local_list_full_with_two_entries(
     assert charger.calls_of("SendLocalList") == [LOCAL_LIST_V16]
 
 
+@pytest.mark.covers("csms_to_charger:SendLocalList")
 async def test_send_local_list_the_charger_does_not_support_fails_with_the_reason(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
@@ -613,6 +631,7 @@ async def test_send_local_list_the_charger_does_not_support_fails_with_the_reaso
     assert charger.calls_of("SendLocalList") == [LOCAL_LIST_V16]
 
 
+@pytest.mark.covers("csms_to_charger:SendLocalList")
 async def test_send_local_list_1_6_cannot_hold_is_not_sent_at_all(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
@@ -628,6 +647,7 @@ async def test_send_local_list_1_6_cannot_hold_is_not_sent_at_all(
     assert charger.received_calls == []
 
 
+@pytest.mark.covers("csms_to_charger:SendLocalList")
 async def test_send_local_list_full_without_entries_empties_the_list(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
@@ -637,6 +657,7 @@ async def test_send_local_list_full_without_entries_empties_the_list(
     assert charger.calls_of("SendLocalList") == [{"listVersion": 4, "updateType": "Full"}]
 
 
+@pytest.mark.covers("csms_to_charger:SendLocalList")
 async def test_send_local_list_differential_entry_without_info_deletes_it(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
@@ -652,6 +673,7 @@ async def test_send_local_list_differential_entry_without_info_deletes_it(
     ]
 
 
+@pytest.mark.covers("csms_to_charger:GetLocalListVersion")
 @pytest.mark.parametrize(("list_version", "version_number"), [(3, 3), (0, 0), (-1, 0)])
 async def test_get_local_list_version(
     make_charger: MakeCharger, csms: CsmsSim, list_version: int, version_number: int
@@ -677,6 +699,7 @@ def reservation(reservation_id: int, **extra: Any) -> Payload:
     }
 
 
+@pytest.mark.covers("csms_to_charger:ReserveNow")
 async def test_reserve_now_for_an_evse_reserves_its_connector(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
@@ -694,6 +717,7 @@ async def test_reserve_now_for_an_evse_reserves_its_connector(
     ]
 
 
+@pytest.mark.covers("csms_to_charger:ReserveNow")
 async def test_reserve_now_without_an_evse_is_connector_0(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
@@ -704,6 +728,7 @@ async def test_reserve_now_without_an_evse_is_connector_0(
     ]
 
 
+@pytest.mark.covers("csms_to_charger:ReserveNow")
 @pytest.mark.parametrize("status", ["Occupied", "Faulted", "Unavailable", "Rejected"])
 async def test_reserve_now_answer_of_the_charger_is_copied(
     make_charger: MakeCharger, csms: CsmsSim, status: str
@@ -713,6 +738,7 @@ async def test_reserve_now_answer_of_the_charger_is_copied(
     assert [call["connectorId"] for call in charger.calls_of("ReserveNow")] == [1]
 
 
+@pytest.mark.covers("csms_to_charger:ReserveNow")
 async def test_reserve_now_by_connector_type_alone_is_rejected_by_the_gateway(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
@@ -722,6 +748,7 @@ async def test_reserve_now_by_connector_type_alone_is_rejected_by_the_gateway(
     assert charger.received_calls == []
 
 
+@pytest.mark.covers("csms_to_charger:CancelReservation")
 @pytest.mark.parametrize("status", ["Accepted", "Rejected"])
 async def test_cancel_reservation(make_charger: MakeCharger, csms: CsmsSim, status: str) -> None:
     charger = await custom_charger(
@@ -764,6 +791,11 @@ def boot_reasons(csms: CsmsSim) -> list[str]:
     return [message.payload["reason"] for message in csms.received("BootNotification")]
 
 
+@pytest.mark.covers(
+    "csms_to_charger:UpdateFirmware",
+    "charger_to_csms:FirmwareStatusNotification",
+    "csms_to_charger:TriggerMessage",
+)
 async def test_update_firmware_to_a_plain_charger_and_its_status_carries_the_request_id(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
@@ -792,6 +824,11 @@ async def test_update_firmware_to_a_plain_charger_and_its_status_carries_the_req
     assert firmware_statuses(csms)[-1] == {"status": "Idle"}
 
 
+@pytest.mark.covers(
+    "csms_to_charger:UpdateFirmware",
+    "charger_to_csms:FirmwareStatusNotification",
+    "charger_to_csms:BootNotification",
+)
 async def test_installing_firmware_makes_the_next_boot_a_firmware_update(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
@@ -813,6 +850,7 @@ async def test_installing_firmware_makes_the_next_boot_a_firmware_update(
     assert boot_reasons(csms) == ["PowerUp", "FirmwareUpdate", "PowerUp"]
 
 
+@pytest.mark.covers("csms_to_charger:UpdateFirmware", "charger_to_csms:FirmwareStatusNotification")
 async def test_a_failed_download_ends_the_update(make_charger: MakeCharger, csms: CsmsSim) -> None:
     charger = await custom_charger(make_charger, UpdateFirmware=answering({}))
     assert await csms.call("CP-1", "UpdateFirmware", update_firmware(79)) == ACCEPTED
@@ -826,6 +864,7 @@ async def test_a_failed_download_ends_the_update(make_charger: MakeCharger, csms
     assert boot_reasons(csms) == ["PowerUp", "PowerUp"]
 
 
+@pytest.mark.covers("csms_to_charger:UpdateFirmware", "charger_to_csms:FirmwareStatusNotification")
 async def test_signed_firmware_to_a_charger_without_the_extension_is_rejected(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
@@ -843,6 +882,7 @@ async def test_signed_firmware_to_a_charger_without_the_extension_is_rejected(
     assert firmware_statuses(csms) == [{"status": "Idle"}]
 
 
+@pytest.mark.covers("csms_to_charger:UpdateFirmware", "SignedFirmwareStatusNotification")
 @pytest.mark.parametrize("status", ["Accepted", "InvalidCertificate"])
 async def test_signed_firmware_to_a_charger_with_the_extension_is_signed_update_firmware(
     make_charger: MakeCharger, csms: CsmsSim, status: str
@@ -873,6 +913,11 @@ async def test_signed_firmware_to_a_charger_with_the_extension_is_signed_update_
     assert firmware_statuses(csms) == [expected]
 
 
+@pytest.mark.covers(
+    "csms_to_charger:UpdateFirmware",
+    "SignedFirmwareStatusNotification",
+    "charger_to_csms:BootNotification",
+)
 async def test_signed_firmware_status_without_request_id_gets_the_kept_one(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
@@ -889,6 +934,7 @@ async def test_signed_firmware_status_without_request_id_gets_the_kept_one(
     assert boot_reasons(csms) == ["PowerUp", "FirmwareUpdate"]
 
 
+@pytest.mark.covers("csms_to_charger:UpdateFirmware")
 async def test_the_learnt_security_extension_survives_a_reconnect(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
@@ -931,6 +977,9 @@ def log_statuses(csms: CsmsSim) -> list[Payload]:
     return [message.payload for message in csms.received("LogStatusNotification")]
 
 
+@pytest.mark.covers(
+    "csms_to_charger:GetLog", "DiagnosticsStatusNotification", "csms_to_charger:TriggerMessage"
+)
 async def test_get_log_to_a_plain_charger_is_get_diagnostics_and_its_status_carries_the_id(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
@@ -967,6 +1016,7 @@ async def test_get_log_to_a_plain_charger_is_get_diagnostics_and_its_status_carr
     assert log_statuses(csms)[-1] == {"status": "Idle"}
 
 
+@pytest.mark.covers("csms_to_charger:GetLog", "DiagnosticsStatusNotification")
 async def test_a_failed_upload_is_upload_failure(make_charger: MakeCharger, csms: CsmsSim) -> None:
     charger = await custom_charger(make_charger, GetDiagnostics=answering({}))
     # No fileName: accepted, but no file to name (2.0.1 omits filename the same way).
@@ -979,6 +1029,7 @@ async def test_a_failed_upload_is_upload_failure(make_charger: MakeCharger, csms
     ]
 
 
+@pytest.mark.covers("csms_to_charger:GetLog")
 async def test_get_security_log_from_a_plain_charger_is_rejected_by_the_gateway(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
@@ -988,6 +1039,7 @@ async def test_get_security_log_from_a_plain_charger_is_rejected_by_the_gateway(
     assert charger.received_calls == []
 
 
+@pytest.mark.covers("csms_to_charger:GetLog", "charger_to_csms:LogStatusNotification")
 async def test_get_log_to_a_charger_with_the_extension_is_the_extension_get_log(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
@@ -1006,6 +1058,7 @@ async def test_get_log_to_a_charger_with_the_extension_is_the_extension_get_log(
 # --- SecurityEventNotification, SignCertificate, InstallCertificate (§2.16, §2.17, §3.8)
 
 
+@pytest.mark.covers("charger_to_csms:SecurityEventNotification")
 @pytest.mark.parametrize(
     ("name_v16", "name_v201"),
     [
@@ -1025,6 +1078,7 @@ async def test_security_event_notification_gets_its_2_0_1_name(
         "techInfo": "TLS handshake failed",
     }
     assert await booted.call("SecurityEventNotification", event) == {}
+    await csms.wait_for("SecurityEventNotification")  # through the outbox, after the answer
     assert only_payload(csms, "SecurityEventNotification") == {
         "type": name_v201,
         "timestamp": "2024-05-01T12:00:00.500Z",
@@ -1036,6 +1090,7 @@ CSR = "-----BEGIN CERTIFICATE REQUEST-----\nMIIBchargepoint\n-----END CERTIFICAT
 ROOT_CERTIFICATE = "-----BEGIN CERTIFICATE-----\nMIIBcsmsroot\n-----END CERTIFICATE-----\n"
 
 
+@pytest.mark.covers("charger_to_csms:SignCertificate")
 @pytest.mark.parametrize("status", ["Accepted", "Rejected"])
 async def test_sign_certificate_is_for_the_charging_station_certificate(
     booted: ChargerSim, csms: CsmsSim, status: str
@@ -1048,6 +1103,7 @@ async def test_sign_certificate_is_for_the_charging_station_certificate(
     }
 
 
+@pytest.mark.covers("csms_to_charger:InstallCertificate")
 @pytest.mark.parametrize(
     ("certificate_type", "certificate_type_v16"),
     [
@@ -1066,6 +1122,7 @@ async def test_install_certificate_to_a_charger_with_the_extension(
     ]
 
 
+@pytest.mark.covers("csms_to_charger:InstallCertificate")
 async def test_install_certificate_the_charger_refuses(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
@@ -1077,6 +1134,7 @@ async def test_install_certificate_the_charger_refuses(
     assert len(charger.calls_of("InstallCertificate")) == 1
 
 
+@pytest.mark.covers("csms_to_charger:InstallCertificate")
 async def test_install_certificate_without_the_extension_is_rejected_by_the_gateway(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
@@ -1087,11 +1145,71 @@ async def test_install_certificate_without_the_extension_is_rejected_by_the_gate
     assert charger.received_calls == []
 
 
-async def test_install_an_iso_15118_certificate_is_rejected_even_with_the_extension(
+@pytest.mark.covers("csms_to_charger:InstallCertificate")
+async def test_install_an_iso_15118_certificate_never_goes_to_the_extension(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
-    charger = await extended_charger(make_charger, csms, InstallCertificate=answering(ACCEPTED))
+    """The security extension has no V2G root: it goes through the PnC tunnel (test_pnc),
+    which this charger refuses, so the CSMS hears Rejected and why."""
+    charger = await extended_charger(
+        make_charger,
+        csms,
+        InstallCertificate=answering(ACCEPTED),
+        DataTransfer=answering({"status": "UnknownVendorId"}),
+    )
     request = {"certificateType": "V2GRootCertificate", "certificate": ROOT_CERTIFICATE}
     answer = await csms.call("CP-1", "InstallCertificate", request)
-    assert_refused(answer, "Rejected", "UnsupportedParam")
-    assert actions(charger) == ["GetConfiguration"]
+    assert_refused(answer, "Rejected", "UnsupportedRequest")
+    assert actions(charger) == ["GetConfiguration", "DataTransfer"]
+
+
+@pytest.mark.covers(
+    "csms_to_charger:CertificateSigned",
+    "csms_to_charger:GetInstalledCertificateIds",
+    "csms_to_charger:DeleteCertificate",
+)
+async def test_own_certificates_and_roots_use_the_security_extension(
+    make_charger: MakeCharger, csms: CsmsSim
+) -> None:
+    """The Charge Point certificate, one 1.6 root type and a found hash each take exactly
+    one 1.6 security-extension CALL (SEC §6), answered field by field; the PnC tunnel is
+    never asked when the extension answers (test_pnc covers the tunnel)."""
+    hash_data = {
+        "hashAlgorithm": "SHA256",
+        "issuerNameHash": "8f2a4b6c",
+        "issuerKeyHash": "1d3e5f70",
+        "serialNumber": "0a1b2c",
+    }
+    charger = await extended_charger(
+        make_charger,
+        csms,
+        CertificateSigned=answering(ACCEPTED),
+        GetInstalledCertificateIds=answering(
+            {"status": "Accepted", "certificateHashData": [hash_data]}
+        ),
+        DeleteCertificate=answering(ACCEPTED),
+    )
+    chain = ROOT_CERTIFICATE + ROOT_CERTIFICATE
+    signed = await csms.call(
+        "CP-1",
+        "CertificateSigned",
+        {"certificateChain": chain, "certificateType": "ChargingStationCertificate"},
+    )
+    ids = await csms.call(
+        "CP-1", "GetInstalledCertificateIds", {"certificateType": ["ManufacturerRootCertificate"]}
+    )
+    deleted = await csms.call("CP-1", "DeleteCertificate", {"certificateHashData": hash_data})
+
+    assert signed == ACCEPTED
+    assert ids == {
+        "status": "Accepted",
+        "certificateHashDataChain": [
+            {"certificateType": "ManufacturerRootCertificate", "certificateHashData": hash_data}
+        ],
+    }
+    assert deleted == ACCEPTED
+    assert charger.received_calls[1:] == [
+        ("CertificateSigned", {"certificateChain": chain}),
+        ("GetInstalledCertificateIds", {"certificateType": "ManufacturerRootCertificate"}),
+        ("DeleteCertificate", {"certificateHashData": hash_data}),
+    ]

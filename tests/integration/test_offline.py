@@ -29,6 +29,12 @@ async def cut_off(csms: CsmsSim, station_id: str = "CP-1") -> None:
     await csms.drop(station_id)
 
 
+@pytest.mark.covers(
+    "StartTransaction",
+    "charger_to_csms:MeterValues",
+    "StopTransaction",
+    "charger_to_csms:StatusNotification",
+)
 async def test_outage_mid_session_is_replayed_in_order_flagged_offline(
     booted: ChargerSim, csms: CsmsSim, gateway: Gateway
 ) -> None:
@@ -101,6 +107,7 @@ async def test_outage_mid_session_is_replayed_in_order_flagged_offline(
     )
 
 
+@pytest.mark.covers("charger_to_csms:Authorize", "StartTransaction")
 @pytest.mark.parametrize(
     ("policy", "known", "unknown"),
     [
@@ -131,6 +138,7 @@ async def test_offline_authorization_policy_answers_starts_and_authorizes(
     assert first["transactionId"] != second["transactionId"]
 
 
+@pytest.mark.covers("charger_to_csms:Authorize")
 async def test_a_token_the_csms_refused_is_not_accepted_offline(
     make_gateway: MakeGateway, chargers: Callable[..., ChargerSim], csms: CsmsSim
 ) -> None:
@@ -148,6 +156,7 @@ async def test_a_token_the_csms_refused_is_not_accepted_offline(
     assert (await charger.authorize(TAG))["idTagInfo"]["status"] == "Invalid"
 
 
+@pytest.mark.covers("StartTransaction", "charger_to_csms:MeterValues", "StopTransaction")
 async def test_mirror_closes_the_charger_and_flags_what_it_queued_as_offline(
     make_gateway: MakeGateway, chargers: Callable[..., ChargerSim], csms: CsmsSim
 ) -> None:
@@ -203,3 +212,30 @@ async def test_mirror_keeps_closing_a_charger_while_the_csms_stays_away(
     await charger.connect()  # the CSMS is still away: the new connection closes as well
     assert (await charger.wait_closed())[0] == 1013
     assert metric(gateway, "ocpp_gateway_charger_disconnects_total", reason="csms_unreachable") == 2
+
+
+@pytest.mark.covers("charger_to_csms:SecurityEventNotification")
+async def test_security_events_wait_out_an_outage_in_the_outbox(
+    booted: ChargerSim, csms: CsmsSim, gateway: Gateway
+) -> None:
+    """A 2.0.1 station queues security events while offline (A04.FR.02): the charger is
+    answered at once, and the CSMS gets each event, renamed, in order, when it is back."""
+    await cut_off(csms)
+    events = [
+        ("InvalidCentralSystemCertificate", "2024-05-01T11:59:58Z"),
+        ("TamperDetectionActivated", "2024-05-01T11:59:59Z"),
+    ]
+    for event_type, timestamp in events:
+        answer = await booted.call(
+            "SecurityEventNotification", {"type": event_type, "timestamp": timestamp}
+        )
+        assert answer == {}
+    assert csms.received("SecurityEventNotification") == []
+    assert metric(gateway, "ocpp_gateway_outbox_pending") == 2
+
+    csms.refuse_connections = False
+    await csms.wait_for("SecurityEventNotification", count=2)
+    assert [m.payload for m in csms.received("SecurityEventNotification")] == [
+        {"type": "InvalidCsmsCertificate", "timestamp": "2024-05-01T11:59:58Z"},
+        {"type": "TamperDetectionActivated", "timestamp": "2024-05-01T11:59:59Z"},
+    ]

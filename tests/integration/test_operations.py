@@ -106,6 +106,7 @@ async def started_transaction(charger: ChargerSim, connector_id: int = 1) -> int
 # --- Reset (§2.5) --------------------------------------------------------------------
 
 
+@pytest.mark.covers("csms_to_charger:Reset", "charger_to_csms:BootNotification")
 async def test_reset_immediate_is_a_soft_reset_and_the_next_boot_says_remote_reset(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -121,6 +122,7 @@ async def test_reset_immediate_is_a_soft_reset_and_the_next_boot_says_remote_res
     assert booted.calls_of("Reset") == [{"type": "Soft"}]
 
 
+@pytest.mark.covers("csms_to_charger:Reset")
 async def test_reset_immediate_is_a_hard_reset_when_the_operator_says_so(
     make_gateway: MakeGateway, chargers: Callable[..., ChargerSim], csms: CsmsSim
 ) -> None:
@@ -133,6 +135,7 @@ async def test_reset_immediate_is_a_hard_reset_when_the_operator_says_so(
     assert boot_reasons(csms) == ["PowerUp", "RemoteReset"]
 
 
+@pytest.mark.covers("csms_to_charger:Reset")
 async def test_reset_on_idle_without_a_transaction_is_a_soft_reset_at_once(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -143,6 +146,7 @@ async def test_reset_on_idle_without_a_transaction_is_a_soft_reset_at_once(
     assert boot_reasons(csms) == ["PowerUp", "RemoteReset"]
 
 
+@pytest.mark.covers("csms_to_charger:Reset")
 async def test_reset_on_idle_during_a_transaction_is_scheduled_until_it_ends(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -169,6 +173,7 @@ async def test_reset_on_idle_during_a_transaction_is_scheduled_until_it_ends(
     assert booted.calls_of("Reset") == [{"type": "Soft"}]  # sent once, not on every CALL
 
 
+@pytest.mark.covers("csms_to_charger:Reset")
 async def test_reset_on_idle_waits_for_every_transaction(booted: ChargerSim, csms: CsmsSim) -> None:
     first = await started_transaction(booted, 1)
     second = await started_transaction(booted, 2)
@@ -180,6 +185,7 @@ async def test_reset_on_idle_waits_for_every_transaction(booted: ChargerSim, csm
     assert await booted.wait_for_call("Reset") == [{"type": "Soft"}]
 
 
+@pytest.mark.covers("csms_to_charger:Reset")
 async def test_reset_of_one_evse_is_rejected_by_the_gateway(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -192,6 +198,7 @@ async def test_reset_of_one_evse_is_rejected_by_the_gateway(
     assert boot_reasons(csms) == ["PowerUp", "PowerUp"]
 
 
+@pytest.mark.covers("csms_to_charger:Reset")
 async def test_reset_the_charger_rejects_is_rejected(
     make_charger: Callable[..., ChargerSim], csms: CsmsSim
 ) -> None:
@@ -204,6 +211,7 @@ async def test_reset_the_charger_rejects_is_rejected(
     assert boot_reasons(csms) == ["PowerUp", "PowerUp"]
 
 
+@pytest.mark.covers("csms_to_charger:Reset", "StopTransaction")
 async def test_reset_immediate_during_a_transaction_ends_it_as_a_reset_command(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -224,6 +232,7 @@ async def test_reset_immediate_during_a_transaction_ends_it_as_a_reset_command(
     assert boot_reasons(csms) == ["PowerUp", "RemoteReset"]
 
 
+@pytest.mark.covers("csms_to_charger:Reset")
 async def test_a_scheduled_reset_survives_a_reconnect_of_the_charger(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -237,6 +246,7 @@ async def test_a_scheduled_reset_survives_a_reconnect_of_the_charger(
     assert await booted.wait_for_call("Reset") == [{"type": "Soft"}]
 
 
+@pytest.mark.covers("csms_to_charger:Reset")
 async def test_an_immediate_reset_supersedes_a_scheduled_one(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -290,6 +300,7 @@ async def rebooting_charger(
     return charger, gone
 
 
+@pytest.mark.covers("csms_to_charger:Reset")
 async def test_a_reset_answer_reaches_the_csms_when_the_charger_reboots_right_away(
     make_gateway: MakeGateway,
     chargers: Callable[..., ChargerSim],
@@ -307,6 +318,7 @@ async def test_a_reset_answer_reaches_the_csms_when_the_charger_reboots_right_aw
     assert boot_reasons(csms) == ["PowerUp", "RemoteReset"]
 
 
+@pytest.mark.covers("csms_to_charger:Reset")
 async def test_a_scheduled_reset_is_kept_track_of_when_the_charger_reboots_right_away(
     make_gateway: MakeGateway,
     chargers: Callable[..., ChargerSim],
@@ -330,6 +342,7 @@ async def test_a_scheduled_reset_is_kept_track_of_when_the_charger_reboots_right
 # --- ChangeAvailability (§2.6, §3.2) -------------------------------------------------
 
 
+@pytest.mark.covers("csms_to_charger:ChangeAvailability", "charger_to_csms:StatusNotification")
 async def test_change_availability_of_the_whole_station_is_connector_0(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -351,6 +364,7 @@ async def test_change_availability_of_the_whole_station_is_connector_0(
     assert csms.received("StatusNotification") == []
 
 
+@pytest.mark.covers("csms_to_charger:ChangeAvailability")
 async def test_change_availability_of_evse_0_is_connector_0(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -359,6 +373,7 @@ async def test_change_availability_of_evse_0_is_connector_0(
     assert booted.calls_of("ChangeAvailability") == [{"connectorId": 0, "type": "Operative"}]
 
 
+@pytest.mark.covers("csms_to_charger:ChangeAvailability", "charger_to_csms:StatusNotification")
 async def test_change_availability_of_evse_2_is_connector_2(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -381,6 +396,7 @@ async def test_change_availability_of_evse_2_is_connector_2(
     }
 
 
+@pytest.mark.covers("csms_to_charger:ChangeAvailability")
 @pytest.mark.parametrize("status", ["Scheduled", "Rejected"])
 async def test_change_availability_answer_of_the_charger_is_passed_on(
     make_charger: Callable[..., ChargerSim], csms: CsmsSim, status: str
@@ -391,6 +407,7 @@ async def test_change_availability_answer_of_the_charger_is_passed_on(
     assert charger.calls_of("ChangeAvailability") == [{"connectorId": 1, "type": "Inoperative"}]
 
 
+@pytest.mark.covers("csms_to_charger:ChangeAvailability")
 async def test_change_availability_under_an_explicit_layout(
     make_gateway: MakeGateway, chargers: Callable[..., ChargerSim], csms: CsmsSim
 ) -> None:
@@ -416,12 +433,14 @@ async def test_change_availability_under_an_explicit_layout(
 # --- UnlockConnector (§2.13, §3.2) ---------------------------------------------------
 
 
+@pytest.mark.covers("csms_to_charger:UnlockConnector")
 async def test_unlock_without_a_transaction_is_forwarded(booted: ChargerSim, csms: CsmsSim) -> None:
     answer = await csms.call("CP-1", "UnlockConnector", {"evseId": 1, "connectorId": 1})
     assert answer == {"status": "Unlocked"}
     assert booted.calls_of("UnlockConnector") == [{"connectorId": 1}]
 
 
+@pytest.mark.covers("csms_to_charger:UnlockConnector")
 async def test_unlock_failed_at_the_charger_is_unlock_failed(
     make_charger: Callable[..., ChargerSim], csms: CsmsSim
 ) -> None:
@@ -433,6 +452,7 @@ async def test_unlock_failed_at_the_charger_is_unlock_failed(
     assert charger.calls_of("UnlockConnector") == [{"connectorId": 2}]
 
 
+@pytest.mark.covers("csms_to_charger:UnlockConnector")
 async def test_unlock_not_supported_by_the_charger_is_unlock_failed(
     make_charger: Callable[..., ChargerSim], csms: CsmsSim
 ) -> None:
@@ -446,6 +466,7 @@ async def test_unlock_not_supported_by_the_charger_is_unlock_failed(
     assert charger.calls_of("UnlockConnector") == [{"connectorId": 1}]
 
 
+@pytest.mark.covers("csms_to_charger:UnlockConnector")
 async def test_unlock_of_a_connector_the_layout_lacks_is_unknown_connector(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -455,6 +476,7 @@ async def test_unlock_of_a_connector_the_layout_lacks_is_unknown_connector(
     assert booted.received_calls == []
 
 
+@pytest.mark.covers("csms_to_charger:UnlockConnector")
 async def test_unlock_during_an_authorized_transaction_is_refused_without_the_charger(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -476,6 +498,7 @@ async def test_unlock_during_an_authorized_transaction_is_refused_without_the_ch
     assert booted.calls_of("UnlockConnector") == [{"connectorId": 2}, {"connectorId": 1}]
 
 
+@pytest.mark.covers("csms_to_charger:UnlockConnector")
 async def test_unlock_during_a_transaction_whose_tag_was_refused_is_forwarded(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -488,6 +511,7 @@ async def test_unlock_during_a_transaction_whose_tag_was_refused_is_forwarded(
     assert booted.calls_of("UnlockConnector") == [{"connectorId": 1}]
 
 
+@pytest.mark.covers("csms_to_charger:UnlockConnector")
 async def test_unlock_under_an_explicit_layout(
     make_gateway: MakeGateway, chargers: Callable[..., ChargerSim], csms: CsmsSim
 ) -> None:
@@ -515,6 +539,7 @@ async def trigger(csms: CsmsSim, requested: str, evse: Payload | None = None) ->
     return await csms.call("CP-1", "TriggerMessage", request)
 
 
+@pytest.mark.covers("csms_to_charger:TriggerMessage", "charger_to_csms:StatusNotification")
 async def test_triggered_status_notification_goes_up_even_unchanged(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -549,6 +574,7 @@ async def test_triggered_status_notification_goes_up_even_unchanged(
     ]
 
 
+@pytest.mark.covers("csms_to_charger:TriggerMessage", "charger_to_csms:StatusNotification")
 async def test_triggered_status_of_one_connector_does_not_release_another(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -569,6 +595,7 @@ async def test_triggered_status_of_one_connector_does_not_release_another(
     assert sent == [(1, T1), (2, T1), (1, T3)]
 
 
+@pytest.mark.covers("csms_to_charger:TriggerMessage", "charger_to_csms:StatusNotification")
 async def test_triggered_status_without_evse_releases_every_connector_once(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -595,6 +622,7 @@ async def test_triggered_status_without_evse_releases_every_connector_once(
     ]
 
 
+@pytest.mark.covers("csms_to_charger:TriggerMessage", "charger_to_csms:MeterValues")
 async def test_triggered_meter_values_during_a_transaction_go_up_as_meter_values(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -630,6 +658,7 @@ async def test_triggered_meter_values_during_a_transaction_go_up_as_meter_values
     assert started["eventType"] == "Started"  # no Updated for the triggered values
 
 
+@pytest.mark.covers("csms_to_charger:TriggerMessage", "charger_to_csms:MeterValues")
 async def test_trigger_transaction_event_asks_for_meter_values_sent_as_updated(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -670,6 +699,7 @@ async def test_trigger_transaction_event_asks_for_meter_values_sent_as_updated(
     assert csms.received("MeterValues") == []
 
 
+@pytest.mark.covers("csms_to_charger:TriggerMessage")
 async def test_trigger_transaction_event_without_evse_picks_the_open_transaction(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -680,6 +710,7 @@ async def test_trigger_transaction_event_without_evse_picks_the_open_transaction
     ]
 
 
+@pytest.mark.covers("csms_to_charger:TriggerMessage")
 async def test_trigger_transaction_event_without_a_transaction_is_rejected(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -689,6 +720,7 @@ async def test_trigger_transaction_event_without_a_transaction_is_rejected(
     assert booted.calls_of("TriggerMessage") == []
 
 
+@pytest.mark.covers("csms_to_charger:TriggerMessage")
 async def test_trigger_boot_notification_once_accepted_is_rejected_without_the_charger(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -697,6 +729,7 @@ async def test_trigger_boot_notification_once_accepted_is_rejected_without_the_c
     assert booted.received_calls == []
 
 
+@pytest.mark.covers("csms_to_charger:TriggerMessage")
 async def test_trigger_log_status_notification_is_a_diagnostics_status_trigger(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -706,6 +739,7 @@ async def test_trigger_log_status_notification_is_a_diagnostics_status_trigger(
     ]
 
 
+@pytest.mark.covers("csms_to_charger:TriggerMessage")
 async def test_trigger_firmware_status_notification_is_forwarded(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -715,6 +749,7 @@ async def test_trigger_firmware_status_notification_is_forwarded(
     ]
 
 
+@pytest.mark.covers("csms_to_charger:TriggerMessage")
 async def test_trigger_sign_charging_station_certificate_is_an_extended_trigger(
     make_charger: Callable[..., ChargerSim], csms: CsmsSim
 ) -> None:
@@ -737,6 +772,7 @@ async def test_trigger_sign_charging_station_certificate_is_an_extended_trigger(
     )
 
 
+@pytest.mark.covers("csms_to_charger:TriggerMessage")
 async def test_trigger_sign_charging_station_certificate_without_the_extension(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -748,6 +784,7 @@ async def test_trigger_sign_charging_station_certificate_without_the_extension(
     assert booted.received_calls == []
 
 
+@pytest.mark.covers("csms_to_charger:TriggerMessage", "charger_to_csms:Heartbeat")
 async def test_trigger_heartbeat_and_the_charger_heartbeat_reaches_the_csms(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -758,6 +795,7 @@ async def test_trigger_heartbeat_and_the_charger_heartbeat_reaches_the_csms(
     assert heartbeat.payload == {}
 
 
+@pytest.mark.covers("csms_to_charger:TriggerMessage")
 @pytest.mark.parametrize("status", ["Rejected", "NotImplemented"])
 async def test_trigger_answer_of_the_charger_is_passed_on(
     make_charger: Callable[..., ChargerSim], csms: CsmsSim, status: str
@@ -769,6 +807,7 @@ async def test_trigger_answer_of_the_charger_is_passed_on(
     ]
 
 
+@pytest.mark.covers("csms_to_charger:TriggerMessage", "charger_to_csms:StatusNotification")
 async def test_a_trigger_the_charger_refused_does_not_release_an_unchanged_status(
     make_charger: Callable[..., ChargerSim], csms: CsmsSim
 ) -> None:
@@ -782,9 +821,11 @@ async def test_a_trigger_the_charger_refused_does_not_release_an_unchanged_statu
     assert len(csms.received("StatusNotification")) == 1
 
 
+@pytest.mark.covers("csms_to_charger:TriggerMessage")
 @pytest.mark.parametrize(
     "requested",
-    ["SignV2GCertificate", "SignCombinedCertificate", "PublishFirmwareStatusNotification"],
+    # SignV2GCertificate goes through the ISO 15118 PnC tunnel: test_pnc.py.
+    ["SignCombinedCertificate", "PublishFirmwareStatusNotification"],
 )
 async def test_trigger_with_no_1_6_counterpart_is_not_implemented(
     booted: ChargerSim, csms: CsmsSim, requested: str
@@ -793,6 +834,7 @@ async def test_trigger_with_no_1_6_counterpart_is_not_implemented(
     assert booted.received_calls == []
 
 
+@pytest.mark.covers("csms_to_charger:TriggerMessage")
 async def test_trigger_for_an_evse_the_layout_lacks_is_rejected(
     make_gateway: MakeGateway, chargers: Callable[..., ChargerSim], csms: CsmsSim
 ) -> None:
@@ -812,6 +854,7 @@ async def test_trigger_for_an_evse_the_layout_lacks_is_rejected(
 # --- ClearCache (§3.2) ---------------------------------------------------------------
 
 
+@pytest.mark.covers("csms_to_charger:ClearCache")
 async def test_clear_cache_clears_the_charger_and_the_gateway_cache(
     booted: ChargerSim, csms: CsmsSim, gateway: Gateway
 ) -> None:
@@ -823,6 +866,7 @@ async def test_clear_cache_clears_the_charger_and_the_gateway_cache(
     assert await gateway.store.get_authorization("CP-1", TAG) is None
 
 
+@pytest.mark.covers("csms_to_charger:ClearCache")
 async def test_clear_cache_of_one_station_leaves_the_others(
     gateway: Gateway, chargers: Callable[..., ChargerSim], csms: CsmsSim
 ) -> None:
@@ -836,6 +880,7 @@ async def test_clear_cache_of_one_station_leaves_the_others(
     assert second.received_calls == []
 
 
+@pytest.mark.covers("csms_to_charger:ClearCache")
 async def test_clear_cache_the_charger_rejects_keeps_the_gateway_cache(
     make_charger: Callable[..., ChargerSim], csms: CsmsSim, gateway: Gateway
 ) -> None:

@@ -80,6 +80,7 @@ async def tunnel(charger: ChargerSim, action: str, payload: Payload) -> Payload:
     return inner
 
 
+@pytest.mark.covers("charger_to_csms:DataTransfer")
 @pytest.mark.usefixtures("gateway")
 async def test_charger_pnc_messages_reach_the_csms_as_native_2_0_1(
     make_charger: MakeCharger, csms: CsmsSim
@@ -123,6 +124,7 @@ async def test_charger_pnc_messages_reach_the_csms_as_native_2_0_1(
     }
 
 
+@pytest.mark.covers("charger_to_csms:DataTransfer")
 @pytest.mark.usefixtures("gateway")
 async def test_a_broken_tunnelled_message_is_refused_and_nothing_goes_up(
     make_charger: MakeCharger, csms: CsmsSim
@@ -145,6 +147,11 @@ async def test_a_broken_tunnelled_message_is_refused_and_nothing_goes_up(
     }
 
 
+@pytest.mark.covers(
+    "csms_to_charger:CertificateSigned",
+    "csms_to_charger:InstallCertificate",
+    "csms_to_charger:TriggerMessage",
+)
 async def test_csms_iso15118_requests_reach_the_charger_tunnelled(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
@@ -178,6 +185,11 @@ async def test_csms_iso15118_requests_reach_the_charger_tunnelled(
     ]
 
 
+@pytest.mark.covers(
+    "csms_to_charger:CertificateSigned",
+    "csms_to_charger:TriggerMessage",
+    "csms_to_charger:GetInstalledCertificateIds",
+)
 async def test_a_charger_without_pnc_gets_honest_refusals(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
@@ -201,6 +213,7 @@ async def test_a_charger_without_pnc_gets_honest_refusals(
     assert_refused(ids, "NotFound", "UnsupportedRequest")
 
 
+@pytest.mark.covers("csms_to_charger:GetInstalledCertificateIds")
 async def test_get_installed_certificate_ids_asks_every_store_and_merges(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:
@@ -250,6 +263,7 @@ async def test_get_installed_certificate_ids_asks_every_store_and_merges(
     assert [a for a, _ in charger.received_calls].count("DataTransfer") == 1
 
 
+@pytest.mark.covers("csms_to_charger:DeleteCertificate")
 async def test_delete_certificate_looks_behind_the_tunnel_when_not_found(
     make_charger: MakeCharger, csms: CsmsSim
 ) -> None:

@@ -57,6 +57,7 @@ async def barrier(charger: ChargerSim, csms: CsmsSim) -> None:
     await csms.wait_for("Heartbeat", count=count + 1)
 
 
+@pytest.mark.covers("csms_to_charger:ReserveNow", "charger_to_csms:StatusNotification")
 async def test_a_reservation_left_to_lapse_is_reported_expired(
     charger: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -70,6 +71,7 @@ async def test_a_reservation_left_to_lapse_is_reported_expired(
     assert update == {"reservationId": 7, "reservationUpdateStatus": "Expired"}
 
 
+@pytest.mark.covers("csms_to_charger:ReserveNow", "charger_to_csms:StatusNotification")
 async def test_a_faulted_reserved_connector_removes_the_reservation(
     charger: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -80,6 +82,12 @@ async def test_a_faulted_reserved_connector_removes_the_reservation(
     assert update == {"reservationId": 8, "reservationUpdateStatus": "Removed"}
 
 
+@pytest.mark.covers(
+    "csms_to_charger:ReserveNow",
+    "csms_to_charger:CancelReservation",
+    "StartTransaction",
+    "charger_to_csms:StatusNotification",
+)
 async def test_a_used_or_cancelled_reservation_is_not_reported(
     charger: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -101,6 +109,7 @@ async def test_a_used_or_cancelled_reservation_is_not_reported(
     assert updates(csms) == []
 
 
+@pytest.mark.covers("csms_to_charger:ReserveNow")
 async def test_a_reservation_past_its_expiry_is_reported_by_the_gateway_clock(
     charger: ChargerSim, csms: CsmsSim
 ) -> None:

@@ -40,6 +40,13 @@ def statuses(csms: CsmsSim, station_id: str = "CP-1") -> list[tuple[int, str]]:
     ]
 
 
+@pytest.mark.covers(
+    "StartTransaction",
+    "charger_to_csms:MeterValues",
+    "StopTransaction",
+    "charger_to_csms:StatusNotification",
+    "charger_to_csms:Authorize",
+)
 async def test_worked_example_session_reaches_the_csms_event_by_event(
     booted: ChargerSim, csms: CsmsSim, gateway: Gateway
 ) -> None:
@@ -97,6 +104,7 @@ async def test_worked_example_session_reaches_the_csms_event_by_event(
     assert metric(gateway, "ocpp_gateway_transactions_total", event="ended") == 1
 
 
+@pytest.mark.covers("charger_to_csms:StatusNotification", "StartTransaction", "StopTransaction")
 async def test_charging_reported_before_the_start_is_answered_is_folded_into_started(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -114,6 +122,7 @@ async def test_charging_reported_before_the_start_is_answered_is_folded_into_sta
     assert "idToken" not in events[1]
 
 
+@pytest.mark.covers("StartTransaction", "StopTransaction")
 async def test_rejected_token_reaches_the_charger_and_its_deauthorized_stop_the_csms(
     make_charger: Callable[..., ChargerSim], csms: CsmsSim
 ) -> None:
@@ -133,6 +142,7 @@ async def test_rejected_token_reaches_the_charger_and_its_deauthorized_stop_the_
     assert ended["transactionInfo"]["stoppedReason"] == "DeAuthorized"
 
 
+@pytest.mark.covers("StartTransaction", "charger_to_csms:MeterValues", "StopTransaction")
 async def test_two_connectors_charge_at_once_as_two_evses(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -164,6 +174,13 @@ async def test_two_connectors_charge_at_once_as_two_evses(
     assert evses == {1, 2}
 
 
+@pytest.mark.covers(
+    "RequestStartTransaction",
+    "GetTransactionStatus",
+    "RequestStopTransaction",
+    "StartTransaction",
+    "StopTransaction",
+)
 async def test_remote_start_and_stop_round_trip(booted: ChargerSim, csms: CsmsSim) -> None:
     token = {"idToken": "CENTRAL-42", "type": "Central"}
     answer = await csms.call(
@@ -198,6 +215,7 @@ async def test_remote_start_and_stop_round_trip(booted: ChargerSim, csms: CsmsSi
     assert status["ongoingIndicator"] is False
 
 
+@pytest.mark.covers("RequestStopTransaction")
 async def test_stop_for_unknown_or_finished_transaction_is_rejected_without_the_charger(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -206,6 +224,7 @@ async def test_stop_for_unknown_or_finished_transaction_is_rejected_without_the_
     assert booted.calls_of("RemoteStopTransaction") == []
 
 
+@pytest.mark.covers("RequestStartTransaction")
 async def test_remote_start_with_a_token_too_long_for_1_6_is_rejected_by_the_gateway(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -217,6 +236,7 @@ async def test_remote_start_with_a_token_too_long_for_1_6_is_rejected_by_the_gat
     assert booted.calls_of("RemoteStartTransaction") == []
 
 
+@pytest.mark.covers("GetChargingProfiles", "RequestStartTransaction")
 async def test_charging_profiles_report_what_the_gateway_installed(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -255,6 +275,7 @@ async def test_charging_profiles_report_what_the_gateway_installed(
     assert (await csms.call("CP-1", "GetChargingProfiles", other_purpose))["status"] == "NoProfiles"
 
 
+@pytest.mark.covers("StopTransaction")
 async def test_stop_for_a_transaction_the_gateway_never_saw_is_still_reported(
     booted: ChargerSim, csms: CsmsSim, gateway: Gateway
 ) -> None:
@@ -270,6 +291,7 @@ async def test_stop_for_a_transaction_the_gateway_never_saw_is_still_reported(
     assert metric(gateway, "ocpp_gateway_unknown_transactions_total", action="StopTransaction") == 1
 
 
+@pytest.mark.covers("StartTransaction", "StopTransaction")
 async def test_re_sent_start_gets_the_same_answer_and_no_second_event(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -287,6 +309,7 @@ async def test_re_sent_start_gets_the_same_answer_and_no_second_event(
     assert [e["eventType"] for e in events] == ["Started", "Ended"]
 
 
+@pytest.mark.covers("charger_to_csms:MeterValues")
 async def test_meter_values_outside_a_transaction_go_up_as_meter_values(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:
@@ -297,6 +320,7 @@ async def test_meter_values_outside_a_transaction_go_up_as_meter_values(
     assert csms.received("TransactionEvent") == []
 
 
+@pytest.mark.covers("charger_to_csms:MeterValues")
 async def test_numeric_meter_values_are_repaired_counted_and_delivered(
     booted: ChargerSim, csms: CsmsSim, gateway: Gateway
 ) -> None:
@@ -317,6 +341,7 @@ async def test_numeric_meter_values_are_repaired_counted_and_delivered(
     assert metric(gateway, "ocpp_gateway_meter_normalisations_total", rule="numeric_values") == 1
 
 
+@pytest.mark.covers("StartTransaction", "StopTransaction")
 async def test_a_new_start_on_a_busy_connector_ends_the_abandoned_transaction_first(
     booted: ChargerSim, csms: CsmsSim
 ) -> None:

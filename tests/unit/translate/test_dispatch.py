@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from gateway.ocppj import Payload, Version
 from gateway.schemas import Kind, known_actions, validate
+from gateway.translate import unsupported
 from gateway.translate.dispatch import ROUTES, SESSION_ROUTES
 from gateway.translate.types import Direction
 
@@ -30,6 +34,8 @@ SAMPLES: dict[str, Payload] = {
     "StatusNotification": {"connectorId": 1, "errorCode": "NoError", "status": "Available"},
 }
 
+DATA = Path(__file__).resolve().parents[2] / "data"
+
 ROUTE_KEYS = [pytest.param(key, id=f"{key[0].value}/{key[1]}") for key in ROUTES]
 EARLY_KEYS = [
     pytest.param(key, id=key[1])
@@ -51,7 +57,37 @@ def test_route_target_is_a_real_action_of_the_receiver_version(key: tuple[Direct
     """What a route forwards must exist in the version of the side receiving it."""
     direction, _ = key
     _, receiver = VERSIONS[direction]
+    if ROUTES[key].target == unsupported.ANSWERED:
+        return  # forwards nothing: test_gateway_answered_routes_forward_nothing
     assert ROUTES[key].target in known_actions(receiver)
+
+
+ANSWERED_KEYS = [
+    pytest.param(key, id=key[1])
+    for key, route in ROUTES.items()
+    if route.target == unsupported.ANSWERED
+]
+
+
+@pytest.mark.parametrize("key", ANSWERED_KEYS)
+def test_gateway_answered_routes_forward_nothing(
+    key: tuple[Direction, str], make_context: MakeContext
+) -> None:
+    """A 2.0.1 request with no 1.6 counterpart never reaches the charger: the minimal
+    valid request (required fields only, from its golden case) gets a valid local reply,
+    and the route's note says what it is, for docs/coverage.md."""
+    direction, action = key
+    assert direction is Direction.CSMS_TO_CHARGER
+    route = ROUTES[key]
+    assert route.note
+    golden = sorted((DATA / action).glob("*.json"))
+    assert golden, f"{action} has no golden case"
+    for path in golden:
+        received = json.loads(path.read_text())["received"]
+        outcome = route.request(received, make_context())
+        assert outcome.forward is None and outcome.then == () and outcome.effects == ()
+        assert outcome.reply is not None
+        validate(Version.V201, action, Kind.RESPONSE, outcome.reply)
 
 
 @pytest.mark.parametrize("key", ROUTE_KEYS)
@@ -110,7 +146,11 @@ def test_session_routes_take_only_actions_of_the_sender_and_name_known_targets()
             assert target == "answered by the gateway" or target in known_actions(receiver)
 
 
-def test_status_notification_is_the_only_action_in_both_tables() -> None:
-    """The desk is checked first; StatusNotification keeps its pure converter row for the
-    desk to use (and its golden cases). No other action may be claimed twice."""
-    assert set(SESSION_ROUTES) & set(ROUTES) == {(Direction.CHARGER_TO_CSMS, "StatusNotification")}
+def test_only_desk_actions_with_a_pure_converter_are_in_both_tables() -> None:
+    """The desk is checked first; StatusNotification and SecurityEventNotification keep
+    their pure converter rows for the desk to use (and their golden cases). No other
+    action may be claimed twice."""
+    assert set(SESSION_ROUTES) & set(ROUTES) == {
+        (Direction.CHARGER_TO_CSMS, "StatusNotification"),
+        (Direction.CHARGER_TO_CSMS, "SecurityEventNotification"),
+    }

@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
+import uuid
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
@@ -33,6 +36,7 @@ from gateway.ocppj import Version
 from gateway.ops_http import OpsServer
 from gateway.session.bridge import SessionSettings, TranslatingSession
 from gateway.session.links import FrameObserver
+from gateway.session.ownership import FencedStore, Lease, LeaseKeeper
 from gateway.session.passthrough import PassThroughSession
 from gateway.state import InstrumentedStore, StateError, Store, open_store
 from gateway.translate.layout import EvseLayout
@@ -43,6 +47,9 @@ from gateway.transport.upstream import Backoff, UpstreamLink
 log = logging.getLogger(__name__)
 
 REPLACED = (1000, "replaced by a newer connection")
+TRY_AGAIN_LATER = (1013, "gateway state unavailable")  # RFC 6455: try again later
+OWNED_ELSEWHERE = (1000, "replaced by a newer connection to another gateway replica")
+SHARED_STATE_SCHEMES = ("redis://", "rediss://")
 ENDED_TRANSACTION_RETENTION = 30 * 24 * 3600.0  # seconds an ended transaction is remembered
 # Share of shutdown_grace the outboxes get to drain; the rest is for closing the chargers.
 DRAIN_SHARE = 0.5
@@ -115,6 +122,17 @@ class Gateway:
             max_frame_bytes=settings.max_frame_bytes,
         )
         self._pruning: asyncio.Task[None] | None = None
+        # One owner per station across replicas: only a shared store has other replicas.
+        self._leases: LeaseKeeper | None = None
+        if settings.state.startswith(SHARED_STATE_SCHEMES):
+            self._leases = LeaseKeeper(
+                self.store,
+                owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+                ttl=settings.lease_ttl,
+                metrics=self.metrics,
+            )
+        self._renewing: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -136,6 +154,8 @@ class Gateway:
             self._tables = load_tables(directory)
         await self.store.open()
         self._pruning = asyncio.create_task(self._prune_ended_transactions())
+        if self._leases is not None:
+            self._renewing = asyncio.create_task(self._leases.run())
         ops = self.settings.metrics_host_port()
         if ops is not None:
             self._ops = OpsServer(
@@ -179,8 +199,9 @@ class Gateway:
             log.warning("chargers still open after %.1f s; exiting anyway", grace)
         if self._ops is not None:
             await self._ops.stop()
-        if self._pruning is not None:
-            self._pruning.cancel()
+        for task in (self._pruning, self._renewing):
+            if task is not None:
+                task.cancel()
         await self.store.close()
 
     async def _drain_outboxes(self, within: float) -> None:
@@ -229,20 +250,52 @@ class Gateway:
             max_frame_bytes=self.settings.max_frame_bytes,
             ping_interval=self.settings.ping_interval,
         )
-        session = self._session_for(link, upstream)
-        running = _Running(link, upstream, session)
         lock = self._locks.setdefault(station_id, asyncio.Lock())
         async with lock:
             previous = self._sessions.get(station_id)
             if previous is not None:
                 await self._replace(previous)
+            try:
+                lease = await self._take_lease(link)
+            except StateError:
+                log.exception("cannot take the station's lease; refusing the charger for now")
+                await link.close(*TRY_AGAIN_LATER)
+                return
+            store = self.store
+            if lease is not None:
+                assert self._leases is not None
+                store = FencedStore(self.store, self._leases, lease)
+            running = _Running(link, upstream, self._session_for(link, upstream, store))
+            if lease is not None:
+                lease.on_lost = lambda _why: self._owned_elsewhere(running)
             self._sessions[station_id] = running
         try:
-            await session.run()
+            await running.session.run()
         finally:
+            if lease is not None and self._leases is not None:
+                await self._leases.release(lease)
             if self._sessions.get(station_id) is running:
                 del self._sessions[station_id]
             running.done.set()
+
+    async def _take_lease(self, link: WebsocketChargerLink) -> Lease | None:
+        """The station's lease (None: a store without other replicas). StateError when
+        the store is unreachable: the charger is refused, to reconnect later."""
+        if self._leases is None:
+            return None
+        return await self._leases.acquire(link.station_id, on_lost=lambda _why: None)
+
+    def _owned_elsewhere(self, running: _Running) -> None:
+        """Another replica serves the station's newer connection: close both sockets
+        here (the fenced store already refuses this session's writes)."""
+
+        async def close() -> None:
+            await running.upstream.close()
+            await running.link.close(*OWNED_ELSEWHERE)
+
+        task = asyncio.create_task(close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def _replace(self, previous: _Running) -> None:
         log.warning(
@@ -255,7 +308,7 @@ class Gateway:
         await previous.done.wait()
 
     def _session_for(
-        self, link: WebsocketChargerLink, upstream: UpstreamLink
+        self, link: WebsocketChargerLink, upstream: UpstreamLink, store: Store
     ) -> TranslatingSession | PassThroughSession:
         if link.protocol is Version.V201:
             return PassThroughSession(
@@ -270,7 +323,7 @@ class Gateway:
         return TranslatingSession(
             charger=link,
             csms=upstream,
-            store=self.store,
+            store=store,
             tables=self._tables,
             metrics=self.metrics,
             settings=self._session_settings,

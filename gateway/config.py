@@ -185,6 +185,7 @@ class Settings:
     offline_grace: float = 60.0
     offline_authorization: str = "cache"
     immediate_reset: str = "soft"
+    lease_ttl: float = 30.0
     evse_layouts: tuple[EvseLayout, ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -417,6 +418,13 @@ SETTINGS_FLAGS: tuple[SettingSpec, ...] = (
         choices=IMMEDIATE_RESETS,
         help="1.6 Reset type for a CSMS Reset(Immediate): 'soft' ends transactions first, "
         "as 2.0.1 B12.FR.04 requires; 'hard' restarts at once",
+    ),
+    SettingSpec(
+        name="lease_ttl",
+        kind="float",
+        metavar="SECONDS",
+        help="shared (Redis) state: seconds a replica's hold on a station lasts unrenewed; "
+        "renewed every third of it while the charger is connected",
     ),
 )
 

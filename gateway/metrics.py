@@ -69,6 +69,18 @@ class GatewayMetrics:
             "Charger connections closed because the same station connected again.",
             registry=r,
         )
+        self.leases = Gauge(
+            "ocpp_gateway_station_leases",
+            "Stations this replica holds the lease of (shared store only): one owner per "
+            "station across replicas.",
+            registry=r,
+        )
+        self.leases_lost = Counter(
+            "ocpp_gateway_station_leases_lost_total",
+            "Stations this replica lost to another replica while still connected (a "
+            "charger reconnected elsewhere): both sockets closed, writes fenced off.",
+            registry=r,
+        )
         self.messages = Counter(
             "ocpp_gateway_messages_total",
             "OCPP-J messages by side, direction (in = received by the gateway), "

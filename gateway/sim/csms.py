@@ -279,6 +279,23 @@ class CsmsSim:
             f"{count} connection(s) of {station_id!r} (seen {self.connections})",
         )
 
+    def open_connections(self, station_id: str) -> int:
+        """How many connections of ``station_id`` are open now."""
+        return len(self._open.get(station_id, []))
+
+    async def wait_open_connections(
+        self,
+        station_id: str,
+        count: int,
+        timeout: float = 5.0,  # noqa: ASYNC109 - API mirrors the other waits
+    ) -> None:
+        """Return once exactly ``count`` connections of ``station_id`` are open."""
+        await self._wait(
+            lambda: self.open_connections(station_id) == count,
+            timeout,
+            f"{count} open connection(s) of {station_id!r}",
+        )
+
     async def wait_disconnected(
         self,
         station_id: str,

@@ -4,8 +4,14 @@ Layer: state. Implementations wrap their driver's exceptions in :class:`StateErr
 a store failure changes session behaviour, it never becomes a CALLERROR by itself.
 
 Everything a session writes for one received message goes in one :class:`Change`,
-which a store applies atomically (one SQLite transaction, one Redis MULTI): a crash
+which a store applies atomically (one SQLite transaction, one Redis Lua script): a crash
 leaves either all of it or none of it, never a transaction without its outbox entry.
+
+Leases keep "one station, one upstream connection, also across replicas" (DESIGN.md):
+the replica serving a station's newest connection takes the station's lease and gets a
+fencing token; a replica that lost the lease without noticing (a pause, a partition)
+still holds an older token, and its fenced commits are refused with :class:`StaleLease`
+instead of interleaving with the new owner's writes.
 """
 
 from __future__ import annotations
@@ -13,12 +19,32 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from gateway.ocppj import Payload
 
 
 class StateError(Exception):
     """The store could not be opened, read or written."""
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``, for StateError messages and logs
+    (DESIGN.md: secrets are never logged)."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # not even a URL (a bad port, say): nothing sensible to keep
+        return "<unparsable URL>"
+    if password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+class StaleLease(StateError):
+    """A fenced commit came from a lease holder a newer one has superseded: nothing of
+    it was applied. The session that sees it no longer owns the station."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +150,17 @@ class Store(Protocol):
 
     async def put_station(self, record: StationRecord) -> None: ...
 
-    async def commit(self, station_id: str, change: Change) -> tuple[int, ...]:
-        """Apply ``change`` atomically; return the positions given to ``change.append``."""
+    async def commit(
+        self, station_id: str, change: Change, *, fence: int | None = None
+    ) -> tuple[int, ...]:
+        """Apply ``change`` atomically; return the positions given to ``change.append``.
+
+        With ``fence`` (a token from :meth:`acquire_lease`), raise :class:`StaleLease` and
+        apply nothing unless it is the newest token issued for the station: a newer one
+        means someone else owns it now. The check and the writes are one atomic step.
+        A lease that lapsed without anyone taking over does not fence its holder out: no
+        newer writer exists. An empty change writes nothing and is not checked.
+        """
         ...
 
     async def allocate_legacy_id(self, station_id: str) -> int:
@@ -153,4 +188,29 @@ class Store(Protocol):
 
     async def prune(self, ended_before: float) -> int:
         """Forget transactions ended before that epoch time; return how many."""
+        ...
+
+    # --- leases (DESIGN.md: one station, one upstream connection, across replicas) ---
+
+    async def acquire_lease(self, station_id: str, owner: str, ttl: float) -> int:
+        """Take the station's lease for ``owner`` for ``ttl`` seconds, whoever holds it
+        (the newest connection becomes owner), and return a new fencing token: greater
+        than every token issued for the station before, across restarts and expiries."""
+        ...
+
+    async def renew_lease(self, station_id: str, owner: str, token: int, ttl: float) -> bool:
+        """Extend the lease to ``ttl`` seconds from now if (``owner``, ``token``) holds it.
+
+        False when it was released or another acquire took it since (also one after it
+        lapsed); a lease that lapsed and that nobody took is taken back.
+        """
+        ...
+
+    async def release_lease(self, station_id: str, owner: str, token: int) -> None:
+        """Drop the lease if (``owner``, ``token``) still holds it; otherwise do nothing,
+        so a stale holder cannot release its successor's lease."""
+        ...
+
+    async def lease_holder(self, station_id: str) -> tuple[str, int] | None:
+        """The current (owner, token), or None when the lease is released or lapsed."""
         ...

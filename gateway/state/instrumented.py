@@ -3,7 +3,8 @@
 Layer: state. Same protocol as the store it wraps; each data operation is observed in
 the histogram (``ocpp_gateway_store_operation_duration_seconds``) under the Store method's
 name, whether it returned or raised, and exceptions pass through unchanged. ``open`` and
-``close`` run once per process and are not timed.
+``close`` run once per process and are not timed; nor are the lease calls, made once per
+connection and on a renewal cadence, never per message.
 """
 
 from __future__ import annotations
@@ -65,8 +66,10 @@ class InstrumentedStore:
     async def put_station(self, record: StationRecord) -> None:
         await self._timed("put_station", self.inner.put_station(record))
 
-    async def commit(self, station_id: str, change: Change) -> tuple[int, ...]:
-        return await self._timed("commit", self.inner.commit(station_id, change))
+    async def commit(
+        self, station_id: str, change: Change, *, fence: int | None = None
+    ) -> tuple[int, ...]:
+        return await self._timed("commit", self.inner.commit(station_id, change, fence=fence))
 
     async def allocate_legacy_id(self, station_id: str) -> int:
         return await self._timed("allocate_legacy_id", self.inner.allocate_legacy_id(station_id))
@@ -94,3 +97,15 @@ class InstrumentedStore:
 
     async def prune(self, ended_before: float) -> int:
         return await self._timed("prune", self.inner.prune(ended_before))
+
+    async def acquire_lease(self, station_id: str, owner: str, ttl: float) -> int:
+        return await self.inner.acquire_lease(station_id, owner, ttl)
+
+    async def renew_lease(self, station_id: str, owner: str, token: int, ttl: float) -> bool:
+        return await self.inner.renew_lease(station_id, owner, token, ttl)
+
+    async def release_lease(self, station_id: str, owner: str, token: int) -> None:
+        await self.inner.release_lease(station_id, owner, token)
+
+    async def lease_holder(self, station_id: str) -> tuple[str, int] | None:
+        return await self.inner.lease_holder(station_id)

@@ -4,14 +4,16 @@ Layer: state. Same contract as the SQLite store, in dicts: a commit is checked w
 before any of it is applied (no await in between, so it is atomic on the event loop),
 a legacy id is unique per station as under SQLite's UNIQUE constraint, and records go
 in and out through the SQLite row conversion, so callers never share a payload with
-the store and see exactly the values a real store would give back.
+the store and see exactly the values a real store would give back. Leases expire by
+``time.time()``, like the SQLite store's.
 """
 
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import orjson
@@ -21,6 +23,7 @@ from gateway.state import rows
 from gateway.state.base import (
     Change,
     OutboxMessage,
+    StaleLease,
     StateError,
     StationRecord,
     TransactionRecord,
@@ -52,6 +55,17 @@ def _message(message: OutboxMessage) -> OutboxMessage:
     return replace(message, payload=_payload(message.payload))
 
 
+@dataclass(slots=True)
+class _Lease:
+    """A station's lease: the newest token ever issued (never lowered, never expires)
+    and the current holder, if any (``owner`` None once released)."""
+
+    last_token: int = 0
+    owner: str | None = None
+    token: int = 0
+    expires_at: float = 0.0
+
+
 class MemoryStore:
     def __init__(self) -> None:
         self._stations: dict[str, StationRecord] = {}
@@ -62,6 +76,7 @@ class MemoryStore:
         self._positions = itertools.count(1)  # shared by all stations, never reused
         self._legacy_ids: dict[str, int] = {}
         self._authorizations: dict[tuple[str, str], Payload] = {}
+        self._leases: dict[str, _Lease] = {}
 
     async def open(self) -> None:
         return None
@@ -79,8 +94,14 @@ class MemoryStore:
     async def put_station(self, record: StationRecord) -> None:
         self._stations[record.station_id] = _station(record)
 
-    async def commit(self, station_id: str, change: Change) -> tuple[int, ...]:
+    async def commit(
+        self, station_id: str, change: Change, *, fence: int | None = None
+    ) -> tuple[int, ...]:
         rows.check_owner(station_id, change)
+        if change == Change():
+            return ()
+        if fence is not None:
+            self._check_fence(station_id, fence)
         # Everything is copied and checked first; only then is anything applied.
         station = None if change.station is None else _station(change.station)
         transactions = dict(self._transactions.get(station_id, {}))
@@ -155,3 +176,37 @@ class MemoryStore:
                     del records[transaction_id]
                     pruned += 1
         return pruned
+
+    # --- leases -----------------------------------------------------------------------
+
+    def _check_fence(self, station_id: str, fence: int) -> None:
+        last = self._leases.get(station_id, _Lease()).last_token
+        if fence != last or last == 0:  # 0: no token was ever issued
+            raise StaleLease(f"{station_id}: lease token {fence} is stale (newest {last})")
+
+    async def acquire_lease(self, station_id: str, owner: str, ttl: float) -> int:
+        rows.check_ttl(ttl)
+        lease = self._leases.setdefault(station_id, _Lease())
+        lease.last_token += 1
+        lease.owner, lease.token = owner, lease.last_token
+        lease.expires_at = time.time() + ttl
+        return lease.token
+
+    async def renew_lease(self, station_id: str, owner: str, token: int, ttl: float) -> bool:
+        rows.check_ttl(ttl)
+        lease = self._leases.get(station_id)
+        if lease is None or (lease.owner, lease.token) != (owner, token):
+            return False
+        lease.expires_at = time.time() + ttl
+        return True
+
+    async def release_lease(self, station_id: str, owner: str, token: int) -> None:
+        lease = self._leases.get(station_id)
+        if lease is not None and (lease.owner, lease.token) == (owner, token):
+            lease.owner = None
+
+    async def lease_holder(self, station_id: str) -> tuple[str, int] | None:
+        lease = self._leases.get(station_id)
+        if lease is None or lease.owner is None or lease.expires_at <= time.time():
+            return None
+        return lease.owner, lease.token

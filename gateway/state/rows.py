@@ -184,3 +184,9 @@ def check_owner(station_id: str, change: Change) -> None:
         owners.add(change.station.station_id)
     if owners - {station_id}:
         raise ValueError(f"change for {station_id!r} holds records of {sorted(owners)}")
+
+
+def check_ttl(ttl: float) -> None:
+    """A lease lasts a positive time: zero or less is a caller bug, not an instant expiry."""
+    if not ttl > 0:
+        raise ValueError(f"a lease ttl must be positive seconds, not {ttl!r}")

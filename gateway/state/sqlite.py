@@ -5,7 +5,9 @@ Layer: state. sqlite3 blocks, so every statement runs on one dedicated worker th
 The schema is versioned with ``PRAGMA user_version`` and upgraded by the ordered
 ``_MIGRATIONS`` list on open. Writes that belong together run in one
 ``BEGIN IMMEDIATE ... COMMIT`` (:func:`_atomically`), so a crash or a failed statement
-leaves all of a :class:`Change` or none of it (DESIGN.md: nothing is lost).
+leaves all of a :class:`Change` or none of it (DESIGN.md: nothing is lost). A fenced
+commit reads the station's lease token inside that same transaction, so a superseded
+holder's change is refused whole (:class:`StaleLease`). Leases expire by ``time.time()``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from gateway.state import rows
 from gateway.state.base import (
     Change,
     OutboxMessage,
+    StaleLease,
     StateError,
     StationRecord,
     TransactionRecord,
@@ -117,6 +120,18 @@ _MIGRATIONS: Final = (
     "ALTER TABLE station ADD COLUMN reservations BLOB NOT NULL DEFAULT '[]';",
     # 10: the 1.6 security extension, learnt from the charger's configuration keys
     "ALTER TABLE station ADD COLUMN security_extension INTEGER NOT NULL DEFAULT 0;",
+    # 11: station leases (one upstream connection per station across replicas) with
+    # fencing tokens; last_token is never lowered, the holder columns are NULL once
+    # released
+    """
+    CREATE TABLE lease (
+        station_id TEXT PRIMARY KEY,
+        last_token INTEGER NOT NULL,
+        owner      TEXT,
+        token      INTEGER,
+        expires_at REAL
+    );
+    """,
 )
 
 _STATION_COLUMNS: Final = ", ".join(rows.STATION_COLUMNS)
@@ -145,6 +160,12 @@ _PUT_AUTHORIZATION: Final = _upsert(
     ("station_id", "id_token_folded", "info", "updated_at"),
     ("station_id", "id_token_folded"),
 )
+_ACQUIRE: Final = """
+    INSERT INTO lease (station_id, last_token, owner, token, expires_at) VALUES (?1, 1, ?2, 1, ?3)
+    ON CONFLICT (station_id) DO UPDATE SET
+        last_token = last_token + 1, owner = ?2, token = last_token + 1, expires_at = ?3
+"""
+_HOLDER_IS: Final = "station_id = ? AND owner = ? AND token = ?"
 _ALLOCATE: Final = """
     INSERT INTO legacy_id_counter (station_id, last)
     VALUES (?1, max(
@@ -223,7 +244,9 @@ class SqliteStore:
             lambda db: db.execute(_PUT_STATION, (*rows.station_row(record), time.time()))
         )
 
-    async def commit(self, station_id: str, change: Change) -> tuple[int, ...]:
+    async def commit(
+        self, station_id: str, change: Change, *, fence: int | None = None
+    ) -> tuple[int, ...]:
         rows.check_owner(station_id, change)
         if change == Change():
             return ()
@@ -246,6 +269,8 @@ class SqliteStore:
             ]
 
             def apply(db: sqlite3.Connection) -> tuple[int, ...]:
+                if fence is not None:
+                    _check_fence(db, station_id, fence)
                 if change.clear_authorizations:
                     db.execute(_CLEAR_AUTHORIZATIONS, (station_id,))
                 if station_row is not None:
@@ -263,11 +288,7 @@ class SqliteStore:
             # message is delivered twice (at least once, same payload) or a cache entry
             # is missing, never a lost message. WAL with synchronous=NORMAL skips the
             # fsync here, which halves the fsyncs per delivered message.
-            db.execute("PRAGMA synchronous=NORMAL")
-            try:
-                return _atomically(db, apply)
-            finally:
-                db.execute("PRAGMA synchronous=FULL")
+            return _without_fsync(db, lambda db: _atomically(db, apply))
 
         return await self._run(work)
 
@@ -336,6 +357,60 @@ class SqliteStore:
             )
         )
 
+    # --- leases -----------------------------------------------------------------------
+
+    async def acquire_lease(self, station_id: str, owner: str, ttl: float) -> int:
+        rows.check_ttl(ttl)
+
+        def acquire(db: sqlite3.Connection) -> int:
+            db.execute(_ACQUIRE, (station_id, owner, time.time() + ttl))
+            (token,) = db.execute(
+                "SELECT token FROM lease WHERE station_id = ?", (station_id,)
+            ).fetchone()
+            return int(token)
+
+        return await self._run(lambda db: _atomically(db, acquire))
+
+    async def renew_lease(self, station_id: str, owner: str, token: int, ttl: float) -> bool:
+        rows.check_ttl(ttl)
+
+        def renew(db: sqlite3.Connection) -> int:
+            return db.execute(
+                f"UPDATE lease SET expires_at = ? WHERE {_HOLDER_IS}",
+                (time.time() + ttl, station_id, owner, token),
+            ).rowcount
+
+        # Renewals come on a cadence per station: a power cut losing the last one only
+        # shortens the lease, so they skip the fsync (tokens from acquire never do).
+        return await self._run(lambda db: _without_fsync(db, renew)) == 1
+
+    async def release_lease(self, station_id: str, owner: str, token: int) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "UPDATE lease SET owner = NULL, token = NULL, expires_at = NULL "
+                f"WHERE {_HOLDER_IS}",
+                (station_id, owner, token),
+            )
+        )
+
+    async def lease_holder(self, station_id: str) -> tuple[str, int] | None:
+        row = await self._run(
+            lambda db: db.execute(
+                "SELECT owner, token FROM lease "
+                "WHERE station_id = ? AND owner IS NOT NULL AND expires_at > ?",
+                (station_id, time.time()),
+            ).fetchone()
+        )
+        return None if row is None else (str(row[0]), int(row[1]))
+
+
+def _check_fence(db: sqlite3.Connection, station_id: str, fence: int) -> None:
+    """Inside the commit's transaction: refuse it when a newer token was issued."""
+    row = db.execute("SELECT last_token FROM lease WHERE station_id = ?", (station_id,)).fetchone()
+    last = 0 if row is None else int(row[0])
+    if fence != last or row is None:
+        raise StaleLease(f"{station_id}: lease token {fence} is stale (newest {last})")
+
 
 def _inserted(cursor: sqlite3.Cursor) -> int:
     if cursor.lastrowid is None:  # pragma: no cover - an INSERT always sets it
@@ -354,6 +429,16 @@ def _atomically(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T])
             db.execute("ROLLBACK")
         raise
     return result
+
+
+def _without_fsync(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """Run ``work`` with synchronous=NORMAL: under WAL its commit is atomic and survives
+    a crash of the process, only a power cut may lose it. For writes that may be lost."""
+    db.execute("PRAGMA synchronous=NORMAL")
+    try:
+        return work(db)
+    finally:
+        db.execute("PRAGMA synchronous=FULL")
 
 
 def _migrate(db: sqlite3.Connection) -> None:

@@ -1,12 +1,13 @@
-"""The Store contract, run against the memory store and a real SQLite file."""
+"""The Store contract, run against the memory store, a real SQLite file and a real Redis
+server (tests/redis_server.py finds or starts one; under CI a missing one fails)."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 import tempfile
-from collections.abc import AsyncIterator
-from dataclasses import fields
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from gateway.ocppj import Payload
 from gateway.state import (
     Change,
     OutboxMessage,
+    StaleLease,
     StateError,
     StationRecord,
     Store,
@@ -25,6 +27,7 @@ from gateway.state import (
     open_store,
 )
 from gateway.state.memory import MemoryStore
+from gateway.state.redis import RedisStore
 from gateway.state.rows import TRANSACTION_COLUMNS
 from gateway.state.sqlite import _MIGRATIONS, SqliteStore
 
@@ -71,16 +74,41 @@ def message(action: str = "TransactionEvent", n: int = 0, **changes: Any) -> Out
     return OutboxMessage(action, {"seqNo": n, "eventType": "Updated"}, **changes)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+Factory = Callable[[], Store]
+
+
+def factory(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Factory:
+    """Builds unopened stores of ``kind``; for sqlite and redis each one sees the state
+    the ones before it left (the same file, the same server and key prefix)."""
+    if kind == "memory":
+        return MemoryStore
+    if kind == "sqlite":
+        return lambda: SqliteStore(str(tmp_path / "state.db"))
+    url = request.getfixturevalue("redis_url")
+    prefix = request.getfixturevalue("redis_prefix")
+    return lambda: RedisStore(url, prefix=prefix)
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    opened: Store = (
-        MemoryStore() if request.param == "memory" else SqliteStore(str(tmp_path / "state.db"))
-    )
-    await opened.open()
+    made = factory(request.param, request, tmp_path)()
+    await made.open()
     try:
-        yield opened
+        yield made
     finally:
-        await opened.close()
+        await made.close()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def durable(request: pytest.FixtureRequest, tmp_path: Path) -> Factory:
+    """A factory of stores whose state survives close and reopen."""
+    return factory(request.param, request, tmp_path)
+
+
+async def opened(make: Factory) -> Store:
+    store = make()
+    await store.open()
+    return store
 
 
 @pytest.fixture
@@ -315,14 +343,14 @@ async def test_positions_are_never_reused_after_delivery(store: Store) -> None:
     assert min(new) > max(old)
 
 
-async def test_positions_are_never_reused_after_reopen(path: str) -> None:
-    """Delivering the highest position and reopening the file does not give it out again."""
-    store = await reopened(path)
+async def test_positions_are_never_reused_after_reopen(durable: Factory) -> None:
+    """Delivering the highest position and reopening the store does not give it out again."""
+    store = await opened(durable)
     old = await store.commit("CP1", Change(append=(message(n=0), message(n=1), message(n=2))))
     await store.commit("CP1", Change(delivered=old[1:]))
     await store.close()
 
-    store = await reopened(path)
+    store = await opened(durable)
     try:
         (new,) = await store.commit("CP1", Change(append=(message(n=3),)))
         assert new > max(old)
@@ -395,6 +423,28 @@ async def test_the_same_ids_may_be_used_by_two_stations(store: Store) -> None:
 
     assert [r.station_id for r in await store.open_transactions("CP1")] == ["CP1"]
     assert [r.station_id for r in await store.open_transactions("CP2")] == ["CP2"]
+
+
+async def test_a_legacy_id_a_transaction_moved_off_is_free_again(store: Store) -> None:
+    """Upserting a transaction with another legacy id frees its old one, even for a later
+    record of the same change (the change applies in order, as SQLite's upserts do)."""
+    await store.commit("CP1", Change(transactions=(transaction("tx-1", 1),)))
+
+    await store.commit("CP1", Change(transactions=(transaction("tx-1", 2), transaction("tx-2", 1))))
+
+    assert await store.find_transaction("CP1", legacy_id=1) == transaction("tx-2", 1)
+    assert await store.find_transaction("CP1", legacy_id=2) == transaction("tx-1", 2)
+    assert await store.open_transactions("CP1") == [transaction("tx-2", 1), transaction("tx-1", 2)]
+
+
+async def test_a_legacy_id_taken_earlier_in_the_same_change_collides(store: Store) -> None:
+    """Two records of one change claiming one legacy id fail the change whole."""
+    with pytest.raises(StateError):
+        await store.commit(
+            "CP1", Change(transactions=(transaction("tx-1", 1), transaction("tx-2", 1)))
+        )
+
+    assert await store.open_transactions("CP1") == []
 
 
 async def test_prune_forgets_only_transactions_ended_before(store: Store) -> None:
@@ -503,7 +553,171 @@ async def test_clearing_authorizations_empties_only_that_station_s_cache(store: 
     assert await store.get_authorization("CP2", "A1") == {"status": "Accepted"}
 
 
-# --- SQLite file ----------------------------------------------------------------------
+# --- leases (one station, one upstream connection, across replicas) -----------------
+
+LONG = 60.0  # a ttl no test outlives
+TINY = 0.05  # a ttl that lapses while the test polls for it
+
+#: Lapsing is awaited by polling the store (no bare sleeps): this often, at most this long.
+POLL_INTERVAL = 0.01
+POLL_BOUND = 10.0
+
+
+async def eventually(condition: Callable[[], Awaitable[bool]]) -> None:
+    deadline = asyncio.get_running_loop().time() + POLL_BOUND
+    while not await condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition never held"
+        await asyncio.sleep(POLL_INTERVAL)
+
+
+async def lapsed(store: Store, station_id: str = "CP1") -> None:
+    async def no_holder() -> bool:
+        return await store.lease_holder(station_id) is None
+
+    await eventually(no_holder)
+
+
+FULL_CHANGE = Change(
+    station=station(connector_statuses={1: "Charging"}),
+    transactions=(transaction("tx-9", legacy_id=9),),
+    append=(message(n=7),),
+    authorizations=(("tag", {"status": "Accepted"}),),
+)
+
+
+async def test_every_acquire_gives_a_greater_token(store: Store) -> None:
+    """Tokens only grow per station, whoever acquires; the newest acquirer holds it."""
+    tokens = [
+        await store.acquire_lease("CP1", "replica-a", LONG),
+        await store.acquire_lease("CP1", "replica-a", LONG),
+        await store.acquire_lease("CP1", "replica-b", LONG),
+    ]
+    other = await store.acquire_lease("CP2", "replica-a", LONG)
+
+    assert tokens == sorted(set(tokens))
+    assert await store.lease_holder("CP1") == ("replica-b", tokens[-1])
+    assert await store.lease_holder("CP2") == ("replica-a", other)
+    assert await store.lease_holder("CP3") is None
+
+
+async def test_a_newer_acquire_supersedes_the_holder(store: Store) -> None:
+    """The newest connection wins: the old holder cannot renew, nor commit fenced."""
+    (first,) = await store.commit("CP1", Change(station=station(), append=(message(n=0),)))
+    old = await store.acquire_lease("CP1", "replica-a", LONG)
+    new = await store.acquire_lease("CP1", "replica-b", LONG)
+
+    assert await store.renew_lease("CP1", "replica-a", old, LONG) is False
+    with pytest.raises(StaleLease):
+        await store.commit("CP1", replace(FULL_CHANGE, delivered=(first,)), fence=old)
+
+    assert await store.lease_holder("CP1") == ("replica-b", new)
+    assert await store.get_station("CP1") == station()
+    assert await store.find_transaction("CP1", transaction_id="tx-9") is None
+    assert await store.pending_outbox("CP1") == [message(n=0, position=first)]
+    assert await store.get_authorization("CP1", "tag") is None
+    # The new holder's fenced commit goes through.
+    assert len(await store.commit("CP1", FULL_CHANGE, fence=new)) == 1
+    assert await store.find_transaction("CP1", legacy_id=9) == transaction("tx-9", legacy_id=9)
+
+
+async def test_a_stale_lease_error_is_a_state_error(store: Store) -> None:
+    """Callers that handle StateError handle a stale lease too; a fence never issued is stale."""
+    with pytest.raises(StateError):
+        await store.commit("CP1", FULL_CHANGE, fence=1)
+    with pytest.raises(StaleLease):
+        await store.commit("CP1", FULL_CHANGE, fence=0)
+
+    assert await store.get_station("CP1") is None
+
+
+async def test_an_unfenced_commit_ignores_leases(store: Store) -> None:
+    """fence=None keeps the behaviour callers had before leases."""
+    await store.acquire_lease("CP1", "replica-b", LONG)
+
+    assert len(await store.commit("CP1", FULL_CHANGE)) == 1
+
+
+async def test_renewing_keeps_the_lease(store: Store) -> None:
+    """The holder's renewal succeeds and leaves holder and token as they were."""
+    token = await store.acquire_lease("CP1", "replica-a", LONG)
+
+    assert await store.renew_lease("CP1", "replica-a", token, LONG) is True
+    assert await store.renew_lease("CP1", "replica-b", token, LONG) is False
+    assert await store.renew_lease("CP1", "replica-a", token + 1, LONG) is False
+    assert await store.lease_holder("CP1") == ("replica-a", token)
+
+
+async def test_release_by_a_stale_holder_is_a_no_op(store: Store) -> None:
+    """Only the current holder can release: a superseded one leaves its successor be."""
+    old = await store.acquire_lease("CP1", "replica-a", LONG)
+    new = await store.acquire_lease("CP1", "replica-b", LONG)
+
+    await store.release_lease("CP1", "replica-a", old)
+    await store.release_lease("CP1", "replica-a", new)  # the right token, the wrong owner
+    assert await store.lease_holder("CP1") == ("replica-b", new)
+
+    await store.release_lease("CP1", "replica-b", new)
+    assert await store.lease_holder("CP1") is None
+    assert await store.renew_lease("CP1", "replica-b", new, LONG) is False
+
+
+async def test_a_lease_lapses_after_its_ttl(store: Store) -> None:
+    """Unrenewed, the lease lapses; the next acquire gets a greater token and the old
+    holder can neither renew nor commit fenced any more."""
+    old = await store.acquire_lease("CP1", "replica-a", TINY)
+
+    await lapsed(store)
+    new = await store.acquire_lease("CP1", "replica-b", LONG)
+
+    assert new > old
+    assert await store.renew_lease("CP1", "replica-a", old, LONG) is False
+    with pytest.raises(StaleLease):
+        await store.commit("CP1", FULL_CHANGE, fence=old)
+
+
+async def test_a_lapsed_lease_nobody_took_is_renewed(store: Store) -> None:
+    """A late renewal wins the lease back when no one else took it; the token stays."""
+    token = await store.acquire_lease("CP1", "replica-a", TINY)
+    await lapsed(store)
+
+    assert await store.commit("CP1", FULL_CHANGE, fence=token)
+    assert await store.renew_lease("CP1", "replica-a", token, LONG) is True
+    assert await store.lease_holder("CP1") == ("replica-a", token)
+
+
+@pytest.mark.parametrize("ttl", [0.0, -1.0, float("nan")])
+async def test_a_lease_ttl_must_be_positive(store: Store, ttl: float) -> None:
+    """A zero, negative or NaN ttl is a caller bug."""
+    with pytest.raises(ValueError, match="ttl"):
+        await store.acquire_lease("CP1", "replica-a", ttl)
+    with pytest.raises(ValueError, match="ttl"):
+        await store.renew_lease("CP1", "replica-a", 1, ttl)
+
+
+async def test_lease_tokens_survive_reopen(durable: Factory) -> None:
+    """Tokens never repeat across restarts, even after the lease was released."""
+    store = await opened(durable)
+    try:
+        await store.acquire_lease("CP1", "replica-a", LONG)
+        held = await store.acquire_lease("CP1", "replica-a", LONG)
+        gone = await store.acquire_lease("CP2", "replica-a", LONG)
+        await store.release_lease("CP2", "replica-a", gone)
+    finally:
+        await store.close()
+
+    store = await opened(durable)
+    try:
+        assert await store.lease_holder("CP1") == ("replica-a", held)
+        assert await store.lease_holder("CP2") is None
+        assert await store.acquire_lease("CP1", "replica-b", LONG) > held
+        assert await store.acquire_lease("CP2", "replica-b", LONG) > gone
+        with pytest.raises(StaleLease):
+            await store.commit("CP1", FULL_CHANGE, fence=held)
+    finally:
+        await store.close()
+
+
+# --- lifecycle and durability --------------------------------------------------------
 
 
 async def test_ping_answers_while_open(store: Store) -> None:
@@ -511,20 +725,20 @@ async def test_ping_answers_while_open(store: Store) -> None:
     await store.ping()
 
 
-async def test_a_closed_sqlite_store_raises_state_error(path: str) -> None:
-    """Using a closed store is a StateError, not a crash of the executor."""
-    store = await reopened(path)
+async def test_a_closed_store_raises_state_error(durable: Factory) -> None:
+    """Using a closed store is a StateError, not a crash of the executor or the pool."""
+    store = await opened(durable)
     await store.close()
 
     with pytest.raises(StateError):
         await store.ping()
 
 
-async def test_everything_survives_close_and_reopen(path: str) -> None:
-    """Station, transactions, outbox (with offline flags), counter and cache are on disk."""
+async def test_everything_survives_close_and_reopen(durable: Factory) -> None:
+    """Station, transactions, outbox (with offline flags), counter and cache are kept."""
     record = station(connector_statuses={1: "Charging"}, remote_starts=({"remoteStartId": 1},))
     running = transaction(legacy_id=2, id_token=TOKEN)
-    store = await reopened(path)
+    store = await opened(durable)
     assert await store.allocate_legacy_id("CP1") == 1
     assert await store.allocate_legacy_id("CP1") == 2
     positions = await store.commit(
@@ -538,7 +752,7 @@ async def test_everything_survives_close_and_reopen(path: str) -> None:
     )
     await store.close()
 
-    store = await reopened(path)
+    store = await opened(durable)
     try:
         assert await store.get_station("CP1") == record
         assert await store.open_transactions("CP1") == [running]
@@ -552,13 +766,13 @@ async def test_everything_survives_close_and_reopen(path: str) -> None:
         await store.close()
 
 
-async def test_an_allocated_id_is_not_given_again_after_reopen(path: str) -> None:
+async def test_an_allocated_id_is_not_given_again_after_reopen(durable: Factory) -> None:
     """Allocation commits on its own: an id never used by a transaction stays spent."""
-    store = await reopened(path)
+    store = await opened(durable)
     await store.allocate_legacy_id("CP1")
     await store.close()
 
-    store = await reopened(path)
+    store = await opened(durable)
     try:
         assert await store.allocate_legacy_id("CP1") == 2
     finally:
@@ -606,6 +820,7 @@ async def test_a_version_2_database_is_migrated_keeping_its_stations(path: str) 
         )
         assert await store.commit("CP1", Change(transactions=(transaction(),), append=(message(),)))
         assert await store.allocate_legacy_id("CP1") == 2
+        assert await store.acquire_lease("CP1", "replica-a", LONG) == 1
     finally:
         await store.close()
     assert _user_version(path) == LATEST_SCHEMA
@@ -643,8 +858,23 @@ def test_transaction_columns_follow_the_record_fields() -> None:
 
 
 @pytest.mark.parametrize(
-    ("url", "kind"), [("memory://", MemoryStore), ("sqlite:///x/state.db", SqliteStore)]
+    ("url", "kind"),
+    [
+        ("memory://", MemoryStore),
+        ("sqlite:///x/state.db", SqliteStore),
+        ("redis://localhost:6379/0", RedisStore),
+        ("redis://:secret@redis.example:6380/2?socket_timeout=2", RedisStore),
+        ("rediss://redis.example:6380/0?ssl_cert_reqs=required&ssl_ca_certs=/ca.pem", RedisStore),
+    ],
 )
 def test_open_store_picks_the_backend_from_the_url(url: str, kind: type) -> None:
-    """--state URLs name the backend."""
+    """--state URLs name the backend; building a store connects nothing yet."""
     assert isinstance(open_store(url), kind)
+
+
+def test_an_unknown_state_url_is_refused_without_its_password() -> None:
+    """A URL of no known backend is a StateError that does not repeat the password."""
+    with pytest.raises(StateError, match="unsupported") as raised:
+        open_store("postgres://user:hunter2@db/state")
+
+    assert "hunter2" not in str(raised.value)

@@ -1,4 +1,4 @@
-"""The ``ocpp-gateway`` command: serve, demo, check-config, example-csms.
+"""The ``ocpp-gateway`` command: serve, demo, check-config, example-csms, bench.
 
 Layer: top. With config.py, the only place that reads argv and the environment.
 """
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import __version__
+from gateway.bench.options import add_bench_arguments
 from gateway.config import (
     ConfigError,
     Settings,
@@ -169,11 +170,24 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("debug", "info", "warning", "error"),
         help="log level (default info)",
     )
+    bench = commands.add_parser(
+        "bench",
+        help="load benchmark: gateway vs direct and a naive proxy (throughput, latency, memory)",
+        description="Start a stub CSMS, the gateway, a naive proxy and load generators on "
+        "loopback, each in its own process, and measure round trips/s at saturation, added "
+        "latency at a paced rate, memory per idle charger and connect+boot time. See "
+        "docs/performance.md.",
+    )
+    add_bench_arguments(bench)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "bench":
+        from gateway.bench.command import main as bench  # noqa: PLC0415 - keep `--help` fast
+
+        return bench(args)
     if args.command == "demo":
         from gateway.demo import run_demo  # noqa: PLC0415
 

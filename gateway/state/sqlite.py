@@ -13,6 +13,7 @@ holder's change is refused whole (:class:`StaleLease`). Leases expire by ``time.
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 import time
 from collections.abc import Callable
@@ -182,6 +183,10 @@ class SqliteStore:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._db: sqlite3.Connection | None = None
         self._closed = False
+        # Group commit: durable commits that arrive while one is being written wait and
+        # go together in the next transaction, one fsync for all of them.
+        self._waiting: list[tuple[_Apply, asyncio.Future[tuple[int, ...]]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def guarded() -> T:
@@ -251,9 +256,9 @@ class SqliteStore:
         if change == Change():
             return ()
 
-        def work(db: sqlite3.Connection) -> tuple[int, ...]:
-            # Rows are built before BEGIN: a payload orjson cannot encode fails the
-            # commit without ever taking the write lock.
+        # Rows are built first, on the event loop: a payload orjson cannot encode fails
+        # the commit without ever taking the write lock.
+        try:
             now, station = time.time(), change.station
             station_row = None if station is None else (*rows.station_row(station), now)
             transactions = [rows.transaction_row(record) for record in change.transactions]
@@ -262,35 +267,71 @@ class SqliteStore:
                  message.transaction_id, int(message.offline), now)
                 for message in change.append
             ]  # fmt: skip
-            delivered = [(station_id, position) for position in change.delivered]
             authorizations = [
                 (station_id, id_token.casefold(), orjson.dumps(info), now)
                 for id_token, info in change.authorizations
             ]
+        except orjson.JSONEncodeError as exc:
+            raise StateError(f"{self._path}: {exc}") from exc
+        delivered = [(station_id, position) for position in change.delivered]
 
-            def apply(db: sqlite3.Connection) -> tuple[int, ...]:
-                if fence is not None:
-                    _check_fence(db, station_id, fence)
-                if change.clear_authorizations:
-                    db.execute(_CLEAR_AUTHORIZATIONS, (station_id,))
-                if station_row is not None:
-                    db.execute(_PUT_STATION, station_row)
-                db.executemany(_PUT_TRANSACTION, transactions)
-                positions = tuple(_inserted(db.execute(_APPEND, row)) for row in appends)
-                db.executemany(_DELIVERED, delivered)
-                db.executemany(_PUT_AUTHORIZATION, authorizations)
-                return positions
+        def apply(db: sqlite3.Connection) -> tuple[int, ...]:
+            if fence is not None:
+                _check_fence(db, station_id, fence)
+            if change.clear_authorizations:
+                db.execute(_CLEAR_AUTHORIZATIONS, (station_id,))
+            if station_row is not None:
+                db.execute(_PUT_STATION, station_row)
+            db.executemany(_PUT_TRANSACTION, transactions)
+            positions = tuple(_inserted(db.execute(_APPEND, row)) for row in appends)
+            db.executemany(_DELIVERED, delivered)
+            db.executemany(_PUT_AUTHORIZATION, authorizations)
+            return positions
 
-            durable = change.station is not None or change.clear_authorizations
-            if change.append or change.transactions or durable:
-                return _atomically(db, apply)
-            # Only deliveries and cache entries: losing them to a power cut means a
-            # message is delivered twice (at least once, same payload) or a cache entry
-            # is missing, never a lost message. WAL with synchronous=NORMAL skips the
-            # fsync here, which halves the fsyncs per delivered message.
-            return _without_fsync(db, lambda db: _atomically(db, apply))
+        if (
+            change.append
+            or change.transactions
+            or station is not None
+            or (change.clear_authorizations)
+        ):
+            return await self._commit_durably(apply)
+        # Only deliveries and cache entries: losing them to a power cut means a message
+        # is delivered twice (at least once, same payload) or a cache entry is missing,
+        # never a lost message. WAL with synchronous=NORMAL skips the fsync here, which
+        # halves the fsyncs per delivered message.
+        return await self._run(lambda db: _without_fsync(db, lambda db: _atomically(db, apply)))
 
-        return await self._run(work)
+    async def _commit_durably(self, apply: _Apply) -> tuple[int, ...]:
+        """Apply in the next group transaction (see ``_write_groups``)."""
+        future: asyncio.Future[tuple[int, ...]] = asyncio.get_running_loop().create_future()
+        self._waiting.append((apply, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_groups())
+        return await future
+
+    async def _write_groups(self) -> None:
+        """Write the waiting commits, a group per transaction, until none wait.
+
+        Each commit is its own SAVEPOINT, so one that fails (a stale lease, a constraint)
+        is undone alone and reported to its caller alone; the group's COMMIT is the one
+        fsync the whole group waits for. Per station the order of commits is kept.
+        """
+        while self._waiting:
+            group, self._waiting = self._waiting, []
+            applies = [apply for apply, _ in group]
+            try:
+                outcomes = await self._run(
+                    functools.partial(_apply_group, applies=applies, path=self._path)
+                )
+            except StateError as exc:
+                outcomes = [StateError(str(exc)) for _ in group]
+            for (_, future), outcome in zip(group, outcomes, strict=True):
+                if future.done():  # the caller gave up waiting; its change stands or not
+                    continue
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
 
     async def allocate_legacy_id(self, station_id: str) -> int:
         def allocate(db: sqlite3.Connection) -> int:
@@ -416,6 +457,32 @@ def _inserted(cursor: sqlite3.Cursor) -> int:
     if cursor.lastrowid is None:  # pragma: no cover - an INSERT always sets it
         raise StateError("no position was assigned")
     return cursor.lastrowid
+
+
+_Apply = Callable[[sqlite3.Connection], tuple[int, ...]]
+
+
+def _apply_group(
+    db: sqlite3.Connection, *, applies: list[_Apply], path: str
+) -> list[tuple[int, ...] | StateError]:
+    """Apply each commit in a savepoint of one transaction; what each gave or raised."""
+    outcomes: list[tuple[int, ...] | StateError] = []
+
+    def group(db: sqlite3.Connection) -> None:
+        for apply in applies:
+            db.execute("SAVEPOINT one_commit")
+            try:
+                outcomes.append(apply(db))
+            except StateError as exc:  # StaleLease: refused, nothing of it applied
+                db.execute("ROLLBACK TO one_commit")
+                outcomes.append(exc)
+            except sqlite3.Error as exc:
+                db.execute("ROLLBACK TO one_commit")
+                outcomes.append(StateError(f"{path}: {exc}"))
+            db.execute("RELEASE one_commit")
+
+    _atomically(db, group)
+    return outcomes
 
 
 def _atomically(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:

@@ -1,0 +1,66 @@
+"""SQLite group commit: concurrent durable commits share one transaction (one fsync),
+yet each stays atomic on its own and is answered on its own."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from gateway.state import Change, OutboxMessage, StaleLease, StateError
+from gateway.state.sqlite import SqliteStore
+
+
+def heartbeat(n: int) -> OutboxMessage:
+    return OutboxMessage("Heartbeat", {"n": n})
+
+
+async def test_concurrent_commits_all_land_in_order_per_station(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "state.db"))
+    await store.open()
+    try:
+        commits = [store.commit(f"CP{n % 5}", Change(append=(heartbeat(n),))) for n in range(200)]
+        positions = await asyncio.gather(*commits)
+        assert len({p for (p,) in positions}) == 200  # every append got its own position
+        for station in range(5):
+            pending = await store.pending_outbox(f"CP{station}")
+            assert [m.payload["n"] for m in pending] == list(range(station, 200, 5))
+            assert [m.position for m in pending] == sorted(m.position for m in pending)
+    finally:
+        await store.close()
+    reopened = SqliteStore(str(tmp_path / "state.db"))
+    await reopened.open()
+    try:
+        assert len(await reopened.pending_outbox("CP0")) == 40  # durable, not just cached
+    finally:
+        await reopened.close()
+
+
+async def test_a_refused_commit_in_a_group_is_undone_alone(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "state.db"))
+    await store.open()
+    try:
+        stale = await store.acquire_lease("CP1", "A", 30)
+        current = await store.acquire_lease("CP1", "B", 30)
+        results = await asyncio.gather(
+            store.commit("CP1", Change(append=(heartbeat(1),)), fence=current),
+            store.commit("CP1", Change(append=(heartbeat(2),)), fence=stale),
+            store.commit("CP2", Change(append=(heartbeat(3),))),
+            return_exceptions=True,
+        )
+        assert isinstance(results[1], StaleLease)
+        assert not isinstance(results[0], BaseException)
+        assert not isinstance(results[2], BaseException)
+        assert [m.payload["n"] for m in await store.pending_outbox("CP1")] == [1]
+        assert [m.payload["n"] for m in await store.pending_outbox("CP2")] == [3]
+    finally:
+        await store.close()
+
+
+async def test_commits_after_close_are_refused(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "state.db"))
+    await store.open()
+    await store.close()
+    with pytest.raises(StateError, match="closed"):
+        await store.commit("CP1", Change(append=(heartbeat(1),)))

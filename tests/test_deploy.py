@@ -7,17 +7,27 @@ line parses with the real CLI parser, probes and the HEALTHCHECK hit the ops end
 (the HEALTHCHECK command is run against a real ops server), the image runs as non-root,
 and files mounted by compose exist. ``ocpp-gateway example-csms`` (compose's upstream) is
 started as a real process and accepts a 2.0.1 connection.
+
+Several replicas (docs/scaling.md): compose runs two gateways behind a load balancer and
+Kubernetes at least two, all on one Redis that keeps every write (appendonly, fsync per
+write) and never evicts (noeviction); the Kubernetes Redis command is run for real. The
+single-replica SQLite variant (the kustomize overlay deploy/k8s/sqlite) is built here by
+applying its patches, and checked against ``kubectl kustomize`` where kubectl exists.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import os
 import re
 import shlex
+import shutil
 import signal
+import subprocess
 import sys
+import time
 import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
@@ -27,6 +37,7 @@ from urllib.parse import urlsplit
 import orjson
 import prometheus_client
 import pytest
+import redis
 import yaml
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
@@ -35,22 +46,29 @@ from gateway.cli import build_parser
 from gateway.config import CONFIG_ENV, ENV_PREFIX, SETTINGS_FLAGS, Settings, load_settings
 from gateway.ops_http import OpsServer
 from gateway.state import open_store
+from gateway.state.redis import MINIMUM_VERSION
+from tests.redis_server import free_port, unavailable
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
 DOCKERFILE = DEPLOY / "Dockerfile"
 COMPOSE = DEPLOY / "docker-compose.yml"
 K8S = DEPLOY / "k8s"
+K8S_GATEWAY = K8S / "gateway"  # the gateway's manifests: a kustomize base (Redis, replicas)
+K8S_SQLITE = K8S / "sqlite"  # the single-replica SQLite overlay
+HAPROXY_CFG = "/usr/local/etc/haproxy/haproxy.cfg"
 
-#: Files other engineers are writing in parallel; compose mounts them.
-IN_PROGRESS = {
-    "deploy/prometheus/prometheus.yml",
-    "deploy/prometheus/alerts.yml",
-    "grafana/provisioning",
-    "grafana/dashboards",
-}
 GATEWAY_IMAGE_COMMANDS = ("serve", "check-config", "demo", "example-csms")
 SETTING_ENV_NAMES = frozenset({spec.env_var for spec in SETTINGS_FLAGS} | {CONFIG_ENV})
+#: Docs that name settings by their environment variable.
+DOCS_NAMING_SETTINGS = (
+    REPO / "README.md",
+    REPO / "docs" / "scaling.md",
+    REPO / "docs" / "operations.md",
+)
+REDIS_SCHEMES = ("redis", "rediss")
+#: Strategic-merge keys of the lists the SQLite overlay patches (Kubernetes API types).
+MERGE_KEYS = {"containers": "name", "env": "name", "volumeMounts": "mountPath", "volumes": "name"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -137,30 +155,205 @@ def _gateway_image_services() -> dict[str, dict[str, Any]]:
     }
 
 
+def _compose_gateways() -> dict[str, dict[str, Any]]:
+    """The gateway replicas of compose: services of the gateway image running ``serve``."""
+    return {
+        name: service
+        for name, service in _gateway_image_services().items()
+        if service["command"][0] == "serve"
+    }
+
+
+def _compose_settings(service: Mapping[str, Any]) -> Settings:
+    return _settings({**_image_env(), **_compose_env(service)})
+
+
+def _redis_options(argv: list[str]) -> dict[str, str]:
+    """``--name value`` pairs of a redis-server command line (config file or ``-`` aside)."""
+    assert argv[0] == "redis-server", argv
+    options: dict[str, str] = {}
+    words = [word for word in argv[1:] if word != "-"]
+    while words:
+        name = words.pop(0)
+        assert name.startswith("--"), f"expected --option value pairs, got {name!r} in {argv}"
+        assert words, f"{name} has no value in {argv}"
+        options[name[2:]] = words.pop(0)
+    return options
+
+
+def _haproxy_config() -> str:
+    """The load balancer's haproxy.cfg, inline in compose's top-level ``configs``."""
+    compose = _compose()
+    (source,) = [
+        item["source"]
+        for item in compose["services"]["lb"]["configs"]
+        if item["target"] == HAPROXY_CFG
+    ]
+    content = compose["configs"][source]["content"]
+    assert isinstance(content, str)
+    return content
+
+
+def _haproxy_backend(config: str, name: str) -> list[list[str]]:
+    """The directive lines (split into words, comments dropped) of one backend section."""
+    lines: list[list[str]] = []
+    inside = False
+    for raw in config.splitlines():
+        words = raw.split("#", 1)[0].split()
+        if not words:
+            continue
+        if not raw[0].isspace():  # a section header
+            inside = words == ["backend", name]
+        elif inside:
+            lines.append(words)
+    assert lines, f"haproxy.cfg has no backend {name}"
+    return lines
+
+
+def _k8s_files() -> list[Path]:
+    """The plain manifests: the gateway's, Redis, the Secret template, the ServiceMonitor
+    (kustomization files are not objects; the overlay is built by :func:`_sqlite_variant`)."""
+    return sorted(
+        p
+        for p in K8S.rglob("*.y*ml")
+        if p.name != "kustomization.yaml" and K8S_SQLITE not in p.parents
+    )
+
+
 def _k8s_docs() -> Iterator[tuple[Path, dict[str, Any]]]:
-    for path in sorted(K8S.glob("*.y*ml")):
+    for path in _k8s_files():
         for doc in _load_all(path):
             yield path, doc
 
 
-def _k8s(kind: str) -> dict[str, Any]:
-    (doc,) = [doc for _, doc in _k8s_docs() if doc["kind"] == kind]
+def _component(doc: Mapping[str, Any]) -> str:
+    return str(doc["metadata"].get("labels", {}).get("app.kubernetes.io/component", ""))
+
+
+def _k8s(kind: str, component: str = "gateway") -> dict[str, Any]:
+    """The one object of ``kind`` for ``component`` (gateway or redis)."""
+    (doc,) = [doc for _, doc in _k8s_docs() if doc["kind"] == kind and _component(doc) == component]
     return doc
 
 
-def _gateway_container() -> dict[str, Any]:
-    (container,) = _k8s("Deployment")["spec"]["template"]["spec"]["containers"]
+def _kustomization(directory: Path) -> dict[str, Any]:
+    (doc,) = _load_all(directory / "kustomization.yaml")
+    assert doc["apiVersion"].startswith("kustomize.config.k8s.io/")
+    assert doc["kind"] == "Kustomization"
+    assert isinstance(doc, dict)
+    return doc
+
+
+def _merge(base: Any, patch: Any) -> Any:
+    """A strategic merge patch as kustomize applies the overlay's: maps merge, ``null``
+    deletes a field, lists of :data:`MERGE_KEYS` merge item by key (``$patch: delete``
+    drops one), other lists are replaced."""
+    if not isinstance(base, dict) or not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    merged = dict(base)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif key in MERGE_KEYS and isinstance(value, list):
+            merged[key] = _merge_list(base.get(key, []), value, MERGE_KEYS[key])
+        else:
+            merged[key] = _merge(base.get(key), value)
+    return merged
+
+
+def _merge_list(base: list[Any], patch: list[Any], key: str) -> list[Any]:
+    items = {item[key]: item for item in base}
+    order = [item[key] for item in base]
+    for item in patch:
+        if item.get("$patch") == "delete":
+            items.pop(item[key], None)
+            continue
+        if item[key] not in items:
+            order.append(item[key])
+        items[item[key]] = _merge(items.get(item[key], {}), item)
+    return [items[name] for name in order if name in items]
+
+
+def _gateway_variant() -> list[dict[str, Any]]:
+    """The objects ``kubectl apply -k deploy/k8s/gateway`` creates."""
+    resources = _kustomization(K8S_GATEWAY)["resources"]
+    return [doc for name in resources for doc in _load_all(K8S_GATEWAY / name)]
+
+
+def _sqlite_variant() -> list[dict[str, Any]]:
+    """The objects of ``kubectl apply -k deploy/k8s/sqlite``: the base, patched."""
+    overlay = _kustomization(K8S_SQLITE)
+    assert overlay["resources"] == ["../gateway"]
+    docs = copy.deepcopy(_gateway_variant())
+    for entry in overlay["patches"]:
+        patch = yaml.safe_load(entry["patch"])
+        (index,) = [
+            i for i, doc in enumerate(docs)
+            if (doc["kind"], doc["metadata"]["name"]) == (patch["kind"], patch["metadata"]["name"])
+        ]  # fmt: skip
+        docs[index] = _merge(docs[index], patch)
+    return docs
+
+
+def _variant(name: str) -> list[dict[str, Any]]:
+    return _gateway_variant() if name == "redis" else _sqlite_variant()
+
+
+def _one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    (doc,) = [doc for doc in docs if doc["kind"] == kind]
+    return doc
+
+
+def _gateway_container(docs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    deployment = _one(docs, "Deployment") if docs is not None else _k8s("Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert isinstance(container, dict)
     return container
 
 
-def _k8s_env() -> dict[str, str]:
-    """What the container's environment holds: image ENV < ConfigMap < Secret < env."""
+def _expand(value: str, env: Mapping[str, str]) -> str:
+    """Kubernetes' $(VAR) expansion of an env value: defined names are replaced, $$ is a
+    literal $, anything else is left as it is."""
+
+    def substitute(match: re.Match[str]) -> str:
+        if match[0] == "$$":
+            return "$"
+        return env.get(match[1], match[0])
+
+    return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)", substitute, value)
+
+
+def _container_env(container: Mapping[str, Any], docs: list[dict[str, Any]]) -> dict[str, str]:
+    """What the container's environment holds, as the kubelet builds it: image ENV, then
+    ``envFrom`` in order, then ``env`` in order (values expanded, Secret/ConfigMap keys
+    looked up in the manifests, the Secret template included)."""
+    objects = docs + [doc for _, doc in _k8s_docs() if doc["kind"] == "Secret"]
+
+    def data_of(kind: str, name: str) -> dict[str, str]:
+        (found,) = [d for d in objects if (d["kind"], d["metadata"]["name"]) == (kind, name)]
+        return {
+            k: str(v) for k, v in {**found.get("data", {}), **found.get("stringData", {})}.items()
+        }
+
     env = dict(_image_env())
-    env.update({k: str(v) for k, v in (_k8s("ConfigMap").get("data") or {}).items()})
-    env.update({k: str(v) for k, v in (_k8s("Secret").get("stringData") or {}).items()})
-    env.update({item["name"]: str(item["value"]) for item in _gateway_container().get("env", [])})
+    for source in container.get("envFrom", []):
+        for ref, kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret")):
+            if ref in source:
+                env.update(data_of(kind, source[ref]["name"]))
+    for item in container.get("env", []):
+        if "value" in item:
+            env[item["name"]] = _expand(str(item["value"]), env)
+            continue
+        for ref, kind in (("secretKeyRef", "Secret"), ("configMapKeyRef", "ConfigMap")):
+            if ref in item["valueFrom"]:
+                key_ref = item["valueFrom"][ref]
+                env[item["name"]] = data_of(kind, key_ref["name"])[key_ref["key"]]
     return env
+
+
+def _k8s_env(variant: str = "redis") -> dict[str, str]:
+    docs = _variant(variant)
+    return _container_env(_gateway_container(docs), docs)
 
 
 def _settings(env: Mapping[str, str]) -> Settings:
@@ -182,6 +375,13 @@ def _parse_cli(argv: list[str], where: str) -> str:
     return command
 
 
+def _image_version(image: str) -> tuple[int, ...]:
+    """(major, minor) of an image tag such as redis:7 or redis:7.4 (major only: (7,))."""
+    tag = image.rpartition(":")[2]
+    assert re.fullmatch(r"\d+(\.\d+)*(-\w+)?", tag), f"pin a version tag, got {image!r}"
+    return tuple(int(part) for part in tag.split("-")[0].split(".")[:2])
+
+
 # --------------------------------------------------------------------------------------------
 # Every file parses; every setting name and value is real
 # --------------------------------------------------------------------------------------------
@@ -194,23 +394,35 @@ def test_yaml_file_parses(path: Path) -> None:
 
 
 def test_k8s_manifests_are_well_formed_and_reference_each_other() -> None:
-    """apiVersion/kind/name everywhere; selectors, envFrom and scaleTargetRef line up."""
+    """apiVersion/kind/name everywhere; selectors, envFrom, secretKeyRefs, the state URL's
+    Redis Service and scaleTargetRef line up."""
     kinds = set()
     for path, doc in _k8s_docs():
         assert {"apiVersion", "kind", "metadata"} <= doc.keys(), path.name
         assert doc["metadata"].get("name"), path.name
+        assert _component(doc) in ("gateway", "redis"), f"{path.name}: component label"
         kinds.add(doc["kind"])
     assert kinds >= {"Deployment", "Service", "ConfigMap", "Secret", "PodDisruptionBudget",
-                     "HorizontalPodAutoscaler", "ServiceMonitor"}  # fmt: skip
+                     "HorizontalPodAutoscaler", "ServiceMonitor", "StatefulSet"}  # fmt: skip
     deployment = _k8s("Deployment")
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    redis_set = _k8s("StatefulSet", "redis")
+    redis_labels = redis_set["spec"]["template"]["metadata"]["labels"]
     for kind in ("Deployment", "PodDisruptionBudget"):
         selector = _k8s(kind)["spec"]["selector"]["matchLabels"]
         assert selector.items() <= pod_labels.items(), kind
+        assert not selector.items() <= redis_labels.items(), f"{kind} must not select Redis"
     assert _k8s("Service")["spec"]["selector"].items() <= pod_labels.items()
+    assert not _k8s("Service")["spec"]["selector"].items() <= redis_labels.items()
+    redis_service = _k8s("Service", "redis")
+    assert redis_service["spec"]["selector"].items() <= redis_labels.items()
+    assert not redis_service["spec"]["selector"].items() <= pod_labels.items()
+    assert redis_set["spec"]["selector"]["matchLabels"].items() <= redis_labels.items()
+    assert redis_set["spec"]["serviceName"] == redis_service["metadata"]["name"]
     service_labels = _k8s("Service")["metadata"]["labels"]
     monitor_selector = _k8s("ServiceMonitor")["spec"]["selector"]["matchLabels"]
     assert monitor_selector.items() <= service_labels.items()
+    assert not monitor_selector.items() <= redis_service["metadata"]["labels"].items()
     assert _k8s("HorizontalPodAutoscaler")["apiVersion"] == "autoscaling/v2"
     assert _k8s("ServiceMonitor")["apiVersion"] == "monitoring.coreos.com/v1"
     target = _k8s("HorizontalPodAutoscaler")["spec"]["scaleTargetRef"]
@@ -223,19 +435,82 @@ def test_k8s_manifests_are_well_formed_and_reference_each_other() -> None:
         "configMapRef": _k8s("ConfigMap")["metadata"]["name"],
         "secretRef": _k8s("Secret")["metadata"]["name"],
     }
+    # Both pods read the Redis password from the same key of the Redis Secret.
+    redis_secret = _k8s("Secret", "redis")
+    (redis_container,) = redis_set["spec"]["template"]["spec"]["containers"]
+    for container in (_gateway_container(), redis_container):
+        refs_used = [item["valueFrom"]["secretKeyRef"] for item in container.get("env", [])
+                     if "secretKeyRef" in item.get("valueFrom", {})]  # fmt: skip
+        assert refs_used, f"{container['name']} reads no Secret key"
+        for ref in refs_used:
+            assert ref["name"] == redis_secret["metadata"]["name"], container["name"]
+            assert ref["key"] in redis_secret["stringData"], container["name"]
+    # The state URL names the Redis Service on its port.
+    state = urlsplit(_settings(_k8s_env()).state)
+    (redis_port,) = redis_service["spec"]["ports"]
+    assert (state.hostname, state.port or 6379) == (
+        redis_service["metadata"]["name"], redis_port["port"]
+    )  # fmt: skip
+
+
+def test_kustomizations_build_the_two_variants_from_one_set_of_manifests() -> None:
+    """deploy/k8s/gateway lists every gateway manifest beside it; the SQLite overlay only
+    patches objects the base has."""
+    base = _kustomization(K8S_GATEWAY)
+    beside = sorted(p.name for p in K8S_GATEWAY.glob("*.y*ml") if p.name != "kustomization.yaml")
+    assert sorted(base["resources"]) == beside
+    names = {(doc["kind"], doc["metadata"]["name"]) for doc in _gateway_variant()}
+    for entry in _kustomization(K8S_SQLITE)["patches"]:
+        patch = yaml.safe_load(entry["patch"])
+        assert (patch["kind"], patch["metadata"]["name"]) in names
+    assert {doc["kind"] for doc in _sqlite_variant()} == {kind for kind, _ in names}
+
+
+def _sort_key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def _canonical(value: Any) -> Any:
+    """Lists sorted (kustomize may order merged list items differently)."""
+    if isinstance(value, dict):
+        return {key: _canonical(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return sorted((_canonical(item) for item in value), key=_sort_key)
+    return value
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (with kustomize) not found")
+@pytest.mark.parametrize("variant", ["redis", "sqlite"])
+def test_kubectl_kustomize_builds_what_these_tests_check(variant: str) -> None:
+    """The variants these tests build (the overlay's patches applied here) are the ones
+    kustomize builds."""
+    directory = K8S_GATEWAY if variant == "redis" else K8S_SQLITE
+    built = subprocess.run(
+        ["kubectl", "kustomize", str(directory)], capture_output=True, text=True, check=False
+    )
+    assert built.returncode == 0, built.stderr
+    rendered = [doc for doc in yaml.safe_load_all(built.stdout) if doc is not None]
+
+    def key(doc: dict[str, Any]) -> tuple[str, str]:
+        return doc["kind"], doc["metadata"]["name"]
+
+    assert _canonical(sorted(rendered, key=key)) == _canonical(sorted(_variant(variant), key=key))
 
 
 def test_secret_example_is_a_template() -> None:
-    """secret.example.yaml holds a placeholder, never a usable credential."""
-    secret = _k8s("Secret")
-    assert "data" not in secret, "use stringData placeholders in the template"
-    for key, value in secret["stringData"].items():
-        assert "CHANGE-ME" in value, f"{key} must be an obvious placeholder"
+    """secret.example.yaml holds placeholders, never a usable credential."""
+    secrets = [doc for _, doc in _k8s_docs() if doc["kind"] == "Secret"]
+    assert {_component(secret) for secret in secrets} == {"gateway", "redis"}
+    for secret in secrets:
+        assert "data" not in secret, "use stringData placeholders in the template"
+        for key, value in secret["stringData"].items():
+            assert "CHANGE-ME" in value, f"{key} must be an obvious placeholder"
 
 
 def test_every_ocpp_gateway_env_name_is_a_real_setting() -> None:
-    """Each OCPP_GATEWAY_* name in the Dockerfile, compose, k8s files and README exists."""
-    files = [DOCKERFILE, COMPOSE, DEPLOY / "README.md", *sorted(K8S.glob("*.y*ml"))]
+    """Each OCPP_GATEWAY_* name in the Dockerfile, compose, k8s files and the docs exists."""
+    files = [DOCKERFILE, COMPOSE, DEPLOY / "README.md", *DOCS_NAMING_SETTINGS,
+             *sorted(K8S.rglob("*.y*ml"))]  # fmt: skip
     seen = set()
     for path in files:
         for name in re.findall(r"\bOCPP_GATEWAY_[A-Z0-9_]+", path.read_text(encoding="utf-8")):
@@ -244,28 +519,205 @@ def test_every_ocpp_gateway_env_name_is_a_real_setting() -> None:
                 f"{path.relative_to(REPO)} uses {name}, which is not a setting "
                 f"(known: {sorted(SETTING_ENV_NAMES)})"
             )
-    assert {"OCPP_GATEWAY_LISTEN", "OCPP_GATEWAY_METRICS", "OCPP_GATEWAY_STATE"} <= seen
+    assert {"OCPP_GATEWAY_LISTEN", "OCPP_GATEWAY_METRICS", "OCPP_GATEWAY_STATE",
+            "OCPP_GATEWAY_LEASE_TTL"} <= seen  # fmt: skip
 
 
-@pytest.mark.parametrize("where", ["Dockerfile", "compose", "k8s"])
-def test_env_values_are_valid_settings(where: str) -> None:
-    """The environment each deployment gives the gateway loads, and names a store it has."""
+def _deployment_env(where: str) -> dict[str, str]:
     match where:
         case "Dockerfile":
-            env = _image_env()
-        case "compose":
-            env = {**_image_env(), **_compose_env(_compose()["services"]["gateway"])}
+            return _image_env()
+        case "k8s":
+            return _k8s_env("redis")
+        case "k8s-sqlite":
+            return _k8s_env("sqlite")
         case _:
-            env = _k8s_env()
-    settings = _settings(env)
-    open_store(settings.state)  # redis:// would be refused until the Redis store lands
-    assert settings.state.startswith("sqlite:////"), "state must be an absolute sqlite path"
+            return {**_image_env(), **_compose_env(_compose_gateways()[where])}
+
+
+@pytest.mark.parametrize(
+    ("where", "scheme"),
+    [("Dockerfile", "sqlite"), ("gateway-a", "redis"), ("gateway-b", "redis"),
+     ("k8s", "redis"), ("k8s-sqlite", "sqlite")],
+)  # fmt: skip
+def test_env_values_are_valid_settings(where: str, scheme: str) -> None:
+    """The environment each deployment gives the gateway loads, and names a store it has:
+    Redis where there are replicas, SQLite (an absolute path) where there is one."""
+    settings = _settings(_deployment_env(where))
+    open_store(settings.state)  # builds the store (unknown URL options fail here)
+    assert urlsplit(settings.state).scheme == scheme
+    if scheme == "sqlite":
+        assert settings.state.startswith("sqlite:////"), "state must be an absolute sqlite path"
+    else:
+        assert "$(" not in settings.state, "an unexpanded $(VAR) in the state URL"
     if where != "Dockerfile":
         settings.require_upstream()
 
 
 # --------------------------------------------------------------------------------------------
-# Ports
+# Several replicas on one Redis
+# --------------------------------------------------------------------------------------------
+
+
+def test_compose_runs_two_replicas_on_one_redis() -> None:
+    """Both compose gateways share one state URL naming the compose Redis, start once it
+    answers, and are the load balancer's backends."""
+    gateways = _compose_gateways()
+    assert len(gateways) >= 2
+    states = {_compose_settings(service).state for service in gateways.values()}
+    (state,) = states
+    url = urlsplit(state)
+    assert url.scheme in REDIS_SCHEMES
+    services = _compose()["services"]
+    assert url.hostname in services, f"{state} does not name a compose service"
+    assert str(url.port or 6379) in [str(p) for p in services[url.hostname].get("expose", [])]
+    for name, service in gateways.items():
+        assert service["depends_on"][url.hostname]["condition"] == "service_healthy", name
+    assert set(services["lb"]["depends_on"]) >= set(gateways)
+
+
+def test_compose_redis_keeps_every_write_and_never_evicts() -> None:
+    """appendonly with an fsync per write (the outbox promise), noeviction under a memory
+    cap, a version with the commands the store needs, its data on a named volume."""
+    compose = _compose()
+    redis_service = compose["services"][urlsplit(_compose_settings(
+        next(iter(_compose_gateways().values()))).state).hostname]  # fmt: skip
+    assert _image_version(redis_service["image"]) >= MINIMUM_VERSION
+    options = _redis_options(redis_service["command"])
+    assert options["appendonly"] == "yes"
+    assert options["appendfsync"] == "always"
+    assert options["maxmemory-policy"] == "noeviction"
+    assert options.get("maxmemory", "0") not in ("0", ""), "noeviction needs a memory cap"
+    named = {
+        str(volume).split(":")[1]
+        for volume in redis_service["volumes"]
+        if str(volume).split(":")[0] in compose["volumes"]
+    }
+    assert options.get("dir", "/data") in named, "the AOF must be on a named volume"
+    assert "PONG" in " ".join(redis_service["healthcheck"]["test"])
+
+
+def _memory_bytes(text: str) -> int:
+    """A Kubernetes quantity (Mi, Gi) or a redis size (mb, gb) in bytes."""
+    match = re.fullmatch(r"(\d+)(Mi|Gi|mb|gb)", str(text))
+    assert match, f"cannot read memory size {text!r}"
+    return int(match[1]) * 2 ** {"Mi": 20, "mb": 20, "Gi": 30, "gb": 30}[match[2]]
+
+
+def _k8s_redis() -> tuple[dict[str, Any], list[str], str]:
+    """Redis' container, its redis-server argv and the configuration it reads on stdin."""
+    (container,) = _k8s("StatefulSet", "redis")["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["sh", "-c"]
+    (script,) = container["args"]
+    command, sep, heredoc = script.partition("<<EOF\n")
+    assert sep, "the password goes to redis-server on stdin (a here-document)"
+    argv = shlex.split(command.replace("\\\n", " "))
+    assert argv[0] == "exec", "exec: redis-server must be PID 1 to get SIGTERM"
+    return container, argv[1:], heredoc.removesuffix("EOF\n")
+
+
+def test_k8s_redis_keeps_every_write_and_never_evicts() -> None:
+    """The Redis StatefulSet: appendonly with an fsync per write, noeviction under a cap
+    below the container's memory limit, a password that is not in argv, data on a PVC."""
+    statefulset = _k8s("StatefulSet", "redis")
+    container, argv, stdin_config = _k8s_redis()
+    assert _image_version(container["image"]) >= MINIMUM_VERSION
+    options = _redis_options(argv)
+    assert options["appendonly"] == "yes"
+    assert options["appendfsync"] == "always"
+    assert options["maxmemory-policy"] == "noeviction"
+    limit = _memory_bytes(container["resources"]["limits"]["memory"])
+    assert 0 < _memory_bytes(options["maxmemory"]) <= limit * 0.8, "room for the AOF fork"
+    assert stdin_config.split() == ["requirepass", "$REDISCLI_AUTH"]
+    assert "requirepass" not in options
+    env = {item["name"] for item in container["env"]}
+    assert "REDISCLI_AUTH" in env  # the password, for redis-server and the probes
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    claims = {claim["metadata"]["name"] for claim in statefulset["spec"]["volumeClaimTemplates"]}
+    assert mounts[options["dir"]] in claims, "the AOF must be on a PersistentVolumeClaim"
+    assert statefulset["spec"]["replicas"] == 1, "one Redis: no Sentinel or Cluster client"
+    pod = statefulset["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert "grep -q PONG" in " ".join(container[probe]["exec"]["command"]), probe
+
+
+def test_k8s_redis_command_runs_with_its_settings_and_password(tmp_path: Path) -> None:
+    """The StatefulSet's shell command, run for real: redis-server replaces the shell
+    (SIGTERM reaches it), takes the password from stdin, has the settings, and the probe
+    command passes with the password and fails with a wrong one."""
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        unavailable("no redis-server/redis-cli binary (apt-get install redis-server)")
+    container, _, _ = _k8s_redis()
+    port = free_port()
+    (script,) = container["args"]
+    script = script.replace("--dir /data", f"--dir {tmp_path}").replace(
+        "exec redis-server -", f"exec redis-server - --bind 127.0.0.1 --port {port} --save ''"
+    )
+    password = "k8s-test-password"
+    env = {**os.environ, "REDISCLI_AUTH": password}
+    server = subprocess.Popen(
+        [*container["command"], script], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    client = redis.Redis(port=port, password=password, socket_timeout=5)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                assert client.ping()
+                break
+            except redis.ConnectionError:
+                assert server.poll() is None, "redis-server exited"
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+        process = Path(f"/proc/{server.pid}")
+        assert (process / "comm").read_text().strip() == "redis-server", "exec: no shell"
+        assert password.encode() not in (process / "cmdline").read_bytes()
+        config = client.config_get("*")
+        assert config["appendonly"] == "yes" and config["appendfsync"] == "always"
+        assert config["maxmemory-policy"] == "noeviction"
+        probe = " ".join(container["readinessProbe"]["exec"]["command"][2:])
+        probe = probe.replace("redis-cli", f"redis-cli -p {port}")
+        for secret, expected in ((password, 0), ("wrong", 1)):
+            ran = subprocess.run(["sh", "-c", probe], env={**env, "REDISCLI_AUTH": secret},
+                                 capture_output=True, check=False)  # fmt: skip
+            assert ran.returncode == expected, (secret, ran)
+    finally:
+        client.close()
+        server.terminate()  # SIGTERM reaches redis-server itself
+        assert server.wait(timeout=15) == 0
+
+
+@pytest.mark.parametrize("variant", ["redis", "sqlite"])
+def test_replicas_match_the_store(variant: str) -> None:
+    """Redis: at least two replicas, a rolling update that keeps them all ready and an
+    HPA above them. SQLite: one replica (one writer per file, no leases), Recreate, the
+    HPA pinned to 1. Either way drains may proceed one pod at a time."""
+    docs = _variant(variant)
+    deployment, hpa = _one(docs, "Deployment"), _one(docs, "HorizontalPodAutoscaler")
+    pdb = _one(docs, "PodDisruptionBudget")
+    replicas = deployment["spec"]["replicas"]
+    strategy = deployment["spec"]["strategy"]
+    scheme = urlsplit(_settings(_k8s_env(variant)).state).scheme
+    if variant == "redis":
+        assert scheme in REDIS_SCHEMES
+        assert replicas >= 2
+        assert strategy["type"] == "RollingUpdate"
+        assert strategy["rollingUpdate"]["maxUnavailable"] == 0
+        assert hpa["spec"]["minReplicas"] >= 2
+        assert hpa["spec"]["maxReplicas"] > hpa["spec"]["minReplicas"]
+    else:
+        assert scheme == "sqlite"
+        assert replicas == 1
+        assert strategy == {"type": "Recreate"}
+        assert hpa["spec"]["maxReplicas"] == 1
+    assert pdb["spec"] == {**pdb["spec"], "maxUnavailable": 1}, "minAvailable would block drains"
+
+
+# --------------------------------------------------------------------------------------------
+# Ports and the load balancer
 # --------------------------------------------------------------------------------------------
 
 
@@ -280,22 +732,79 @@ def test_dockerfile_exposes_the_listen_and_metrics_ports() -> None:
     assert exposed == {settings.listen_host_port()[1], _port_of(settings.metrics)}
 
 
-def test_compose_gateway_publishes_its_listen_and_metrics_ports() -> None:
-    gateway = _compose()["services"]["gateway"]
-    settings = _settings({**_image_env(), **_compose_env(gateway)})
-    published = {int(str(p).split(":")[-1].split("/")[0]) for p in gateway["ports"]}
-    assert published == {settings.listen_host_port()[1], _port_of(settings.metrics)}
+def _host_port(mapping: object) -> tuple[int, int]:
+    """(host, container) of a compose short-syntax port mapping."""
+    host, _, container = str(mapping).rpartition(":")
+    return int(host.rpartition(":")[2]), int(container.split("/")[0])
+
+
+def test_compose_ports_reach_every_replica() -> None:
+    """Chargers reach the load balancer on the listen port; each replica publishes its
+    metrics port on a host port of its own; no host port is published twice."""
+    services = _compose()["services"]
+    published: list[int] = []
+    listen_ports = set()
+    for name, service in _compose_gateways().items():
+        settings = _compose_settings(service)
+        listen_ports.add(settings.listen_host_port()[1])
+        ports = [_host_port(p) for p in service.get("ports", [])]
+        assert [c for _, c in ports] == [_port_of(settings.metrics)], name
+        assert {str(settings.listen_host_port()[1]), str(_port_of(settings.metrics))} <= {
+            str(p) for p in service["expose"]
+        }, name
+    for service in services.values():
+        published += [host for host, _ in map(_host_port, service.get("ports", []))]
+    assert len(published) == len(set(published)), f"host ports published twice: {published}"
+    (listen_port,) = listen_ports
+    assert [_host_port(p) for p in services["lb"]["ports"]] == [(listen_port, listen_port)]
+
+
+def test_compose_load_balancer_sends_chargers_to_ready_replicas() -> None:
+    """haproxy.cfg: the frontend binds the listen port; the backend has every replica at
+    its listen port, health-checked on /readyz at its metrics port, least connections
+    first, idle timeouts far above the gateway's websocket ping interval."""
+    config = _haproxy_config()
+    gateways = _compose_gateways()
+    settings = {name: _compose_settings(service) for name, service in gateways.items()}
+    (listen_port,) = {s.listen_host_port()[1] for s in settings.values()}
+    (metrics_port,) = {_port_of(s.metrics) for s in settings.values()}
+    assert re.search(rf"^\s+bind :{listen_port}$", config, re.M)
+    backend = _haproxy_backend(config, "gateways")
+    servers = {words[1]: words[2] for words in backend if words[0] == "server"}
+    assert servers == {name: f"{name}:{listen_port}" for name in gateways}
+    assert ["balance", "leastconn"] in backend
+    assert ["option", "httpchk", "GET", "/readyz"] in backend
+    (defaults,) = [words for words in backend if words[0] == "default-server"]
+    assert defaults[defaults.index("port") + 1] == str(metrics_port)
+    assert "check" in defaults
+    timeouts = dict(re.findall(r"^\s+timeout (client|server) (\d+)h$", config, re.M))
+    ping = max(s.ping_interval for s in settings.values())
+    assert {"client", "server"} <= timeouts.keys()
+    assert all(int(hours) * 3600 > 10 * ping for hours in timeouts.values())
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
+def test_haproxy_accepts_the_load_balancer_config(tmp_path: Path) -> None:
+    """``haproxy -c`` validates the config (the replica names do not resolve here; the
+    config lets haproxy start without them, as in compose before the replicas are up)."""
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(_haproxy_config(), encoding="utf-8")
+    checked = subprocess.run(
+        ["haproxy", "-c", "-f", str(path)], capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def test_compose_upstream_is_the_example_csms_listen_address() -> None:
     services = _compose()["services"]
-    upstream = urlsplit(_compose_env(services["gateway"])["OCPP_GATEWAY_UPSTREAM"])
     csms = services["example-csms"]
     args = build_parser().parse_args(csms["command"])
     assert args.command == "example-csms"
     host, port = args.listen
     assert host == "0.0.0.0", "the example CSMS must listen beyond its container's loopback"
-    assert (upstream.hostname, upstream.port) == ("example-csms", port)
+    for name, gateway in _compose_gateways().items():
+        upstream = urlsplit(_compose_env(gateway)["OCPP_GATEWAY_UPSTREAM"])
+        assert (upstream.hostname, upstream.port) == ("example-csms", port), name
     assert str(port) in [str(p) for p in csms.get("expose", [])]
     assert str(port) in " ".join(csms["healthcheck"]["test"])
 
@@ -304,12 +813,19 @@ def test_k8s_ports_agree_with_the_configured_listen_and_metrics() -> None:
     settings = _settings(_k8s_env())
     ports = {p["name"]: p["containerPort"] for p in _gateway_container()["ports"]}
     assert ports == {"ocpp": settings.listen_host_port()[1], "metrics": _port_of(settings.metrics)}
-    service_ports = _k8s("Service")["spec"]["ports"]
+    service = _k8s("Service")
+    service_ports = service["spec"]["ports"]
     targets = {p["name"]: ports.get(p["targetPort"], p["targetPort"]) for p in service_ports}
     assert targets == ports, "the Service must reach the charger and metrics ports"
+    assert service["spec"].get("sessionAffinity", "None") == "None", "no stickiness needed"
     (endpoint,) = _k8s("ServiceMonitor")["spec"]["endpoints"]
     assert targets[endpoint["port"]] == ports["metrics"]
     assert endpoint.get("path", "/metrics") == "/metrics"
+    redis_service = _k8s("Service", "redis")
+    (redis_container,) = _k8s("StatefulSet", "redis")["spec"]["template"]["spec"]["containers"]
+    redis_ports = {p["name"]: p["containerPort"] for p in redis_container["ports"]}
+    (redis_port,) = redis_service["spec"]["ports"]
+    assert redis_ports[redis_port["targetPort"]] == 6379
 
 
 # --------------------------------------------------------------------------------------------
@@ -328,16 +844,17 @@ def test_dockerfile_entrypoint_and_cmd_are_a_real_invocation() -> None:
 
 def test_compose_commands_are_real_invocations() -> None:
     services = _gateway_image_services()
-    assert set(services) == {"gateway", "example-csms"}
+    assert set(services) == {"gateway-a", "gateway-b", "example-csms"}
     for name, service in services.items():
         command = service["command"]
         assert isinstance(command, list), f"{name}: use the list form of command"
         assert _parse_cli(command, f"compose {name}") in GATEWAY_IMAGE_COMMANDS
-    assert services["gateway"]["command"][0] == "serve"
+    assert set(_compose_gateways()) == {"gateway-a", "gateway-b"}
 
 
-def test_k8s_args_are_a_real_invocation() -> None:
-    container = _gateway_container()
+@pytest.mark.parametrize("variant", ["redis", "sqlite"])
+def test_k8s_args_are_a_real_invocation(variant: str) -> None:
+    container = _gateway_container(_variant(variant))
     assert "command" not in container, "keep the image's ENTRYPOINT (ocpp-gateway)"
     assert _parse_cli(container["args"], "k8s deployment args") == "serve"
 
@@ -418,31 +935,25 @@ def test_image_runs_as_non_root() -> None:
     assert uid.isdigit(), "a numeric USER lets Kubernetes verify runAsNonRoot"
 
 
-def test_k8s_pod_is_non_root_with_a_read_only_root_and_state_on_a_volume() -> None:
-    pod = _k8s("Deployment")["spec"]["template"]["spec"]
-    container = _gateway_container()
+@pytest.mark.parametrize("variant", ["redis", "sqlite"])
+def test_k8s_pod_is_non_root_with_a_read_only_root_and_state_on_a_volume(variant: str) -> None:
+    """Non-root, read-only root filesystem; an SQLite state directory is a volume."""
+    docs = _variant(variant)
+    pod = _one(docs, "Deployment")["spec"]["template"]["spec"]
+    container = _gateway_container(docs)
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert str(pod["securityContext"]["runAsUser"]) == _image_uid()
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert "requests" in container["resources"] and "limits" in container["resources"]
-    state_dir = PurePosixPath(_settings(_k8s_env()).state.removeprefix("sqlite:///")).parent
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
-    assert str(state_dir) in mounts, f"the SQLite directory {state_dir} must be a volume"
     volumes = {v["name"]: v for v in pod["volumes"]}
-    assert volumes[mounts[str(state_dir)]].keys() & {"emptyDir", "persistentVolumeClaim"}
-
-
-def test_compose_keeps_state_on_a_named_volume() -> None:
-    gateway = _compose()["services"]["gateway"]
-    state = _settings({**_image_env(), **_compose_env(gateway)}).state
-    state_dir = str(PurePosixPath(state.removeprefix("sqlite:///")).parent)
-    named = {
-        str(volume).split(":")[1]
-        for volume in gateway["volumes"]
-        if str(volume).split(":")[0] in _compose()["volumes"]
-    }
-    assert state_dir in named, f"the SQLite directory {state_dir} must be a named volume"
+    assert set(mounts.values()) <= volumes.keys()
+    state = _settings(_k8s_env(variant)).state
+    if urlsplit(state).scheme == "sqlite":
+        state_dir = str(PurePosixPath(state.removeprefix("sqlite:///")).parent)
+        assert state_dir in mounts, f"the SQLite directory {state_dir} must be a volume"
+        assert volumes[mounts[state_dir]].keys() & {"emptyDir", "persistentVolumeClaim"}
 
 
 def _seconds(text: str) -> float:
@@ -451,21 +962,15 @@ def _seconds(text: str) -> float:
     return int(match[1] or 0) * 60 + float(match[2] or 0)
 
 
-def test_grace_periods_outlast_the_gateway_shutdown_grace() -> None:
+@pytest.mark.parametrize("variant", ["redis", "sqlite"])
+def test_grace_periods_outlast_the_gateway_shutdown_grace(variant: str) -> None:
     """Kubernetes/compose must not SIGKILL the gateway while it drains chargers."""
-    k8s_grace = _settings(_k8s_env()).shutdown_grace
-    pod = _k8s("Deployment")["spec"]["template"]["spec"]
+    k8s_grace = _settings(_k8s_env(variant)).shutdown_grace
+    pod = _one(_variant(variant), "Deployment")["spec"]["template"]["spec"]
     assert pod["terminationGracePeriodSeconds"] > k8s_grace
-    gateway = _compose()["services"]["gateway"]
-    compose_grace = _settings({**_image_env(), **_compose_env(gateway)}).shutdown_grace
-    assert _seconds(gateway["stop_grace_period"]) > compose_grace
-
-
-def test_single_replica_until_the_redis_store_and_station_leases_exist() -> None:
-    """Several replicas need the Redis store and station leases (a later issue): until then
-    the Deployment and the HPA stay at one replica. Update this test with that issue."""
-    assert _k8s("Deployment")["spec"]["replicas"] == 1
-    assert _k8s("HorizontalPodAutoscaler")["spec"]["maxReplicas"] == 1
+    for name, gateway in _compose_gateways().items():
+        compose_grace = _compose_settings(gateway).shutdown_grace
+        assert _seconds(gateway["stop_grace_period"]) > compose_grace, name
 
 
 # --------------------------------------------------------------------------------------------
@@ -488,42 +993,31 @@ def test_files_mounted_by_compose_exist() -> None:
     missing = sorted(
         str(host.relative_to(REPO)) for _, host, _ in _bind_mounts() if not host.exists()
     )
-    unexpected = [path for path in missing if path not in IN_PROGRESS]
-    assert not unexpected, f"compose mounts files that do not exist: {unexpected}"
-    if missing:
-        pytest.xfail(
-            f"compose mounts {missing}, not written yet (another engineer is creating "
-            "deploy/prometheus/prometheus.yml, deploy/prometheus/alerts.yml, "
-            "grafana/provisioning and grafana/dashboards)"
-        )
+    assert not missing, f"compose mounts files that do not exist: {missing}"
 
 
-def test_compose_prometheus_loads_its_rules_and_scrapes_the_gateway() -> None:
-    """The mounted prometheus.yml finds alerts.yml and scrapes the compose gateway."""
+def test_compose_prometheus_loads_its_rules_and_scrapes_every_replica() -> None:
+    """The mounted prometheus.yml finds alerts.yml and scrapes each compose gateway."""
     mounts = {container: host for service, host, container in _bind_mounts()
               if service == "prometheus"}  # fmt: skip
     config_host = mounts.get("/etc/prometheus/prometheus.yml")
     assert config_host is not None, "compose must mount prometheus.yml"
-    if not config_host.exists():
-        pytest.xfail(f"{config_host.relative_to(REPO)} is not written yet")
     (config,) = _load_all(config_host)
     for rule_file in config.get("rule_files", []):
         in_container = PurePosixPath("/etc/prometheus") / rule_file
         assert str(in_container) in mounts, f"rule file {rule_file} is not mounted"
-    gateway = _compose()["services"]["gateway"]
-    metrics_port = _port_of(_settings({**_image_env(), **_compose_env(gateway)}).metrics)
+    wanted = {
+        f"{name}:{_port_of(_compose_settings(service).metrics)}"
+        for name, service in _compose_gateways().items()
+    }
     targets = {
         target
         for job in config.get("scrape_configs", [])
         for static in job.get("static_configs", [])
         for target in static.get("targets", [])
     }
-    if f"gateway:{metrics_port}" not in targets:
-        pytest.xfail(
-            f"deploy/prometheus/prometheus.yml scrapes {sorted(targets)}; inside compose the "
-            f"gateway is gateway:{metrics_port} (127.0.0.1 is Prometheus' own container). "
-            "Its author should add that target (e.g. a second static_configs entry)."
-        )
+    # One target per replica, so each replica is its own instance on the dashboard.
+    assert targets == wanted, f"prometheus.yml scrapes {sorted(targets)}, not {sorted(wanted)}"
 
 
 def test_grafana_dashboard_provider_reads_the_mounted_dashboards() -> None:
@@ -532,8 +1026,7 @@ def test_grafana_dashboard_provider_reads_the_mounted_dashboards() -> None:
     provisioning = mounts.get("/etc/grafana/provisioning")
     assert provisioning is not None, "compose must mount grafana/provisioning"
     providers = sorted((provisioning / "dashboards").glob("*.y*ml"))
-    if not providers:
-        pytest.xfail("grafana/provisioning/dashboards/*.yaml is not written yet")
+    assert providers, "grafana/provisioning/dashboards has no provider file"
     dashboard_mounts = [c for c, h in mounts.items() if h == (REPO / "grafana" / "dashboards")]
     assert dashboard_mounts, "compose must mount grafana/dashboards"
     for path in providers:

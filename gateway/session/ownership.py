@@ -30,8 +30,15 @@ from dataclasses import dataclass, field
 
 from gateway.metrics import GatewayMetrics
 from gateway.ocppj import Payload
-from gateway.state import Change, StaleLease, StateError, StationRecord, Store, TransactionRecord
-from gateway.state.base import OutboxMessage
+from gateway.state import (
+    Change,
+    OutboxMessage,
+    StaleLease,
+    StateError,
+    StationRecord,
+    Store,
+    TransactionRecord,
+)
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +173,7 @@ class FencedStore:
     async def commit(
         self, station_id: str, change: Change, *, fence: int | None = None
     ) -> tuple[int, ...]:
+        """Always fenced with the lease's token (a caller's ``fence`` is not needed)."""
         try:
             return await self._store.commit(station_id, change, fence=self._lease.token)
         except StaleLease:

@@ -64,6 +64,7 @@ def is_tunnelled(payload: Payload) -> bool:
 
 def wrap(action: str, payload: Payload) -> OutboundCall:
     """The DataTransfer carrying a 2.0.1 request to a 1.6 charger."""
+    assert action in TO_CHARGER, f"the PnC note defines no {action} to a charger"
     data = orjson.dumps(payload).decode()
     return OutboundCall(
         "DataTransfer", {"vendorId": PNC_VENDOR_ID, "messageId": action, "data": data}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import sqlite3
 import time
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from gateway.state.base import (
     TransactionRecord,
 )
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _MIGRATIONS: Final = (
@@ -325,6 +327,9 @@ class SqliteStore:
                 )
             except StateError as exc:
                 outcomes = [StateError(str(exc)) for _ in group]
+            except Exception as exc:  # never leave a caller waiting for an answer
+                log.exception("group commit failed unexpectedly")
+                outcomes = [StateError(f"{self._path}: {exc!r}") for _ in group]
             for (_, future), outcome in zip(group, outcomes, strict=True):
                 if future.done():  # the caller gave up waiting; its change stands or not
                     continue

@@ -114,6 +114,7 @@ class Gateway:
             response_timeout=settings.response_timeout,
             upstream_wait=settings.upstream_wait,
             max_queued_calls=settings.max_queued_calls,
+            validate_inbound=settings.validate_inbound,
             validate_outbound=settings.validate_outbound,
             offline_mode=settings.offline_mode,
             offline_grace=settings.offline_grace,
@@ -317,6 +318,7 @@ class Gateway:
                 metrics=self.metrics,
                 upstream_wait=self.settings.upstream_wait,
                 observer=self._observer,
+                validate_inbound=self.settings.validate_inbound,
             )
         assert self._tables is not None, "start() loads the tables"
         layout = self.settings.layout_for(link.station_id)

@@ -178,6 +178,7 @@ class Settings:
     max_frame_bytes: int = 1048576
     max_queued_calls: int = 16
     ping_interval: float = 60.0
+    validate_inbound: bool = True
     validate_outbound: bool = False
     mappings: str | None = None
     shutdown_grace: float = 10.0
@@ -373,6 +374,12 @@ SETTINGS_FLAGS: tuple[SettingSpec, ...] = (
         kind="float",
         metavar="SECONDS",
         help="websocket ping interval towards chargers; 0 disables",
+    ),
+    SettingSpec(
+        name="validate_inbound",
+        kind="bool",
+        help="validate every payload received from chargers and the CSMS against the "
+        "official schema before translating it (--no-validate-inbound trades that for speed)",
     ),
     SettingSpec(
         name="validate_outbound",

@@ -36,6 +36,7 @@ class BenchOptions:
     target: str | None = None
     target_pid: int | None = None
     state: str | None = None
+    validate_inbound: bool = True
     json_path: str | None = None
     connect_concurrency: int = 100
     timeout: float = 10.0
@@ -147,6 +148,13 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         "state.db, a fresh SQLite file on the local disk)",
     )
     add(
+        "--no-validate-inbound",
+        dest="validate_inbound",
+        action="store_false",
+        default=none,
+        help="start the gateway with --no-validate-inbound (default: its default, on)",
+    )
+    add(
         "--json",
         dest="json_path",
         default=none,
@@ -186,4 +194,8 @@ def options_from(namespace: argparse.Namespace) -> BenchOptions:
         raise ValueError("--target-pid needs --target")
     if options.state is not None and options.target is not None:
         raise ValueError("--state applies to the gateway the bench starts, not to --target")
+    if not options.validate_inbound and options.target is not None:
+        raise ValueError(
+            "--no-validate-inbound applies to the gateway the bench starts, not to --target"
+        )
     return options

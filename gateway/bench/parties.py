@@ -110,7 +110,12 @@ class Parties:
             raise BenchError(f"cannot reach the {party.name} process") from None
 
     def start_gateway(
-        self, upstream: str, timeout: float, state: str | None = None
+        self,
+        upstream: str,
+        timeout: float,
+        state: str | None = None,
+        *,
+        validate_inbound: bool = True,
     ) -> tuple[Party, str]:
         """``ocpp-gateway serve`` as a subprocess, by default with its own SQLite file,
         and default settings (``OCPP_GATEWAY_*`` variables are not passed on, so the
@@ -126,6 +131,8 @@ class Parties:
             "--metrics", f"127.0.0.1:{metrics}",
             "--log-level", "warning",
         ]  # fmt: skip
+        if not validate_inbound:
+            command.append("--no-validate-inbound")
         env = {k: v for k, v in os.environ.items() if not k.startswith("OCPP_GATEWAY_")}
         with open(log_path, "wb") as log:
             popen = subprocess.Popen(

@@ -122,7 +122,7 @@ def _header(result: BenchResult) -> list[str]:
         f"{options.generators} generator process(es)",
         f"gateway: {result.targets['gateway'].url}; state "
         f"{options.state or 'sqlite (a fresh file in a temporary directory)'}; inbound "
-        f"validation on (its default; there is no switch yet)"
+        f"validation {'on' if options.validate_inbound else 'off (--no-validate-inbound)'}"
         if options.target is None
         else f"gateway: external, {options.target}",
     ]

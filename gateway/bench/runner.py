@@ -141,7 +141,9 @@ class Bench:
             parties.send(generator, index)
         gateway: Party | None = None
         if options.target is None:
-            gateway, gateway_url = parties.start_gateway(stub_url, _START_TIMEOUT, options.state)
+            gateway, gateway_url = parties.start_gateway(
+                stub_url, _START_TIMEOUT, options.state, validate_inbound=options.validate_inbound
+            )
             gateway_pid: int | None = gateway.pid
         else:
             gateway_url, gateway_pid = options.target.rstrip("/"), options.target_pid

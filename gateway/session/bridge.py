@@ -87,6 +87,7 @@ class SessionSettings:
     response_timeout: float = 30.0
     upstream_wait: float = 10.0
     max_queued_calls: int = 16
+    validate_inbound: bool = True
     validate_outbound: bool = False
     offline_mode: str = "buffer"  # buffer | mirror
     offline_grace: float = 60.0
@@ -395,7 +396,7 @@ class TranslatingSession:
     async def _handle_charger_call(self, call: Call) -> None:
         then: tuple[OutboundCall, ...] = ()
         try:
-            reply, then = await self._translate_call(Direction.CHARGER_TO_CSMS, call)
+            reply, then = await self._translate_guarded(Direction.CHARGER_TO_CSMS, call)
         except GatewayError as exc:
             await self._keeper.store()
             await self._answer_error(Side.CHARGER, call, exc)
@@ -416,7 +417,7 @@ class TranslatingSession:
 
     async def _handle_csms_call(self, epoch: int, call: Call) -> None:
         try:
-            reply, then = await self._translate_call(Direction.CSMS_TO_CHARGER, call)
+            reply, then = await self._translate_guarded(Direction.CSMS_TO_CHARGER, call)
         except GatewayError as exc:
             await self._keeper.store()
             if epoch == self._csms_epoch:
@@ -429,6 +430,25 @@ class TranslatingSession:
         await self._answer(Side.CSMS, call, reply)
         await self._send_followups(then)
 
+    async def _translate_guarded(
+        self, direction: Direction, call: Call
+    ) -> tuple[Payload, tuple[OutboundCall, ...]]:
+        """:meth:`_translate_call`, with any unexpected exception turned into a CALLERROR
+        for this CALL alone: a converter bug, or, with ``validate_inbound`` off, a payload
+        the converters cannot read, must not end the station's session."""
+        try:
+            return await self._translate_call(direction, call)
+        except GatewayError:
+            raise
+        except (LookupError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
+            source = _VERSIONS[direction][0]
+            if not self._settings.validate_inbound:
+                # Validate only now that translation failed: the CALLERROR names the
+                # broken field with the code its schema rule calls for.
+                schemas.validate(source, call.action, Kind.REQUEST, call.payload)
+            log.exception("cannot translate %s %s", source, call.action)
+            raise GatewayError(f"the gateway could not translate {call.action}") from exc
+
     async def _translate_call(
         self, direction: Direction, call: Call
     ) -> tuple[Payload, tuple[OutboundCall, ...]]:
@@ -440,7 +460,8 @@ class TranslatingSession:
         if handler is not None and call.action in _METER_CARRIERS:
             payload = self._repair_meter_values(payload)
         route = None if handler is not None else self._route(direction, call.action, source)
-        schemas.validate(source, call.action, Kind.REQUEST, payload)
+        if self._settings.validate_inbound:
+            schemas.validate(source, call.action, Kind.REQUEST, payload)
         convert = self._converter(direction, call.action, route)
         if handler is not None:
             # Only validation is timed: the desk's own time is mostly store and CSMS I/O.
@@ -551,7 +572,11 @@ class TranslatingSession:
         self._check_answer(Version.V16, action, result)
 
     def _check_answer(self, version: Version, action: str, result: Payload) -> None:
-        """The other side's answer must be valid before it is translated back."""
+        """The other side's answer must be valid before it is translated back (unless
+        ``validate_inbound`` is off: then :meth:`_translate_guarded` catches what the
+        converters cannot read)."""
+        if not self._settings.validate_inbound:
+            return
         try:
             schemas.validate(version, action, Kind.RESPONSE, result)
         except GatewayError as exc:

@@ -1,9 +1,10 @@
 """Native OCPP 2.0.1 chargers: frames pass through unchanged, byte for byte.
 
 Layer: session. The gateway still reads each frame, for metrics and to keep invalid
-input away from the CSMS: a frame that is not OCPP-J, or a CALL whose payload does not
-validate, is answered with a CALLERROR by the gateway and not forwarded. Everything
-else is forwarded as the exact text received.
+input away from the CSMS: a frame that is not OCPP-J, a CALL of an action 2.0.1 does not
+have, or (with ``validate_inbound``, the default) a CALL whose payload does not validate,
+is answered with a CALLERROR by the gateway and not forwarded. Everything else is
+forwarded as the exact text received.
 
 Connection state is mirrored, as 2.0.1 Part 4 §6.3 asks of a local controller: when
 the CSMS connection ends the charger's is closed, so the charger queues its own
@@ -41,6 +42,7 @@ class PassThroughSession:
         metrics: GatewayMetrics,
         upstream_wait: float = 10.0,
         observer: FrameObserver | None = None,
+        validate_inbound: bool = True,
     ) -> None:
         self.station_id = charger.station_id
         self._charger = charger
@@ -48,6 +50,7 @@ class PassThroughSession:
         self._metrics = metrics
         self._upstream_wait = upstream_wait
         self._observer = observer
+        self._validate_inbound = validate_inbound
         self._csms_gone = asyncio.Event()
         # CALLs in flight, per side that sent them: id -> (action, start time)
         self._in_flight: dict[Side, OrderedDict[str, tuple[str, float]]] = {
@@ -112,7 +115,8 @@ class PassThroughSession:
             if isinstance(frame, Call):
                 if frame.action not in schemas.known_actions(Version.V201):
                     raise UnknownAction(f"{frame.action} is not an OCPP 2.0.1 action")
-                schemas.validate(Version.V201, frame.action, Kind.REQUEST, frame.payload)
+                if self._validate_inbound:
+                    schemas.validate(Version.V201, frame.action, Kind.REQUEST, frame.payload)
         except FrameError as exc:
             self._metrics.invalid_frames.labels(sender).inc()
             if exc.answerable:

@@ -19,9 +19,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import resource
 import socket
+import ssl
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
@@ -29,20 +32,23 @@ from pathlib import Path
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
-from gateway.config import Settings
+from gateway.config import ConfigError, Settings
 from gateway.mappings import load_tables
 from gateway.metrics import GatewayMetrics
 from gateway.ocppj import Version
 from gateway.ops_http import OpsServer
 from gateway.session.bridge import SessionSettings, TranslatingSession
+from gateway.session.credentials import rotate_authorization_key
 from gateway.session.links import FrameObserver
 from gateway.session.ownership import FencedStore, Lease, LeaseKeeper
 from gateway.session.passthrough import PassThroughSession
 from gateway.state import InstrumentedStore, StateError, Store, open_store
 from gateway.translate.layout import EvseLayout
 from gateway.translate.tables import TranslationTables
-from gateway.transport.server import ChargerServer, WebsocketChargerLink
+from gateway.transport.charger_auth import BASIC_AUTH_PROFILES, ChargerAuthenticator
+from gateway.transport.server import ChargerServer, WebsocketChargerLink, server_tls_context
 from gateway.transport.upstream import Backoff, UpstreamLink
+from gateway.transport.upstream_security import UpstreamSecurityFactory
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +59,25 @@ SHARED_STATE_SCHEMES = ("redis://", "rediss://")
 ENDED_TRANSACTION_RETENTION = 30 * 24 * 3600.0  # seconds an ended transaction is remembered
 # Share of shutdown_grace the outboxes get to drain; the rest is for closing the chargers.
 DRAIN_SHARE = 0.5
+
+
+# File descriptors kept for the store, the ops server, logs and the listener itself.
+_RESERVED_FILES = 64
+
+
+def _connections_the_file_limit_allows() -> int:
+    """``max_connections`` 0: as many chargers as open files allow, two sockets each.
+    The soft limit is raised to the hard one first, as most servers do."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    if soft == resource.RLIM_INFINITY:
+        return 0  # no limit to respect
+    return max(1, (soft - _RESERVED_FILES) // 2)
 
 
 @dataclass(slots=True)
@@ -69,14 +94,16 @@ class _DrainingChargerServer(ChargerServer):
 
     draining = False
 
-    def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def _check_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
         if self.draining:
             self._metrics.handshakes.labels("refused_draining").inc()
             log.info("refused a charger: the gateway is shutting down")
             return connection.respond(
                 HTTPStatus.SERVICE_UNAVAILABLE, "The gateway is shutting down; connect again.\n"
             )
-        return super()._check_request(connection, request)
+        return await super()._check_request(connection, request)
 
 
 class Gateway:
@@ -101,6 +128,17 @@ class Gateway:
         self._locks: dict[str, asyncio.Lock] = {}
         self._draining = False
         host, port = settings.listen_host_port()
+        self.authenticator = ChargerAuthenticator(settings, self.store)
+        tls = None
+        if settings.tls_cert is not None and settings.tls_key is not None:
+            try:
+                tls = server_tls_context(
+                    settings.tls_cert, settings.tls_key, settings.tls_client_ca
+                )
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(
+                    f"tls_cert/tls_key/tls_client_ca: cannot load {settings.tls_cert}: {exc}"
+                ) from None
         self._chargers = _DrainingChargerServer(
             host=host,
             port=port,
@@ -108,8 +146,17 @@ class Gateway:
             on_charger=self._serve_charger,
             max_frame_bytes=settings.max_frame_bytes,
             ping_interval=settings.ping_interval,
+            authenticator=self.authenticator,
+            tls=tls,
+            max_connections=settings.max_connections or _connections_the_file_limit_allows(),
+            max_connections_per_address=settings.max_connections_per_address,
+            handshake_timeout=settings.handshake_timeout,
+            max_message_rate=settings.max_message_rate,
+            message_burst=settings.message_burst,
         )
         self._ops: OpsServer | None = None
+        # Reads the upstream certificates now: a bad file fails start-up, not a station.
+        self._upstream_security = UpstreamSecurityFactory(settings)
         self._session_settings = SessionSettings(
             response_timeout=settings.response_timeout,
             upstream_wait=settings.upstream_wait,
@@ -163,14 +210,26 @@ class Gateway:
                 host=ops[0], port=ops[1], registry=self.metrics.registry, readiness=self.ready
             )
             await self._ops.start()
+        profile = await self.authenticator.resolve_default_profile()
         await self._chargers.start()
-        log.warning(
-            "charger authentication is off: any charger that knows the URL is accepted "
-            "(security profiles arrive with a later release)"
-        )
+        if profile == 0:
+            log.warning(
+                "charger authentication is off (security profile 0): any charger that "
+                "knows the URL is accepted; see docs/security.md"
+            )
         log.info(
-            "listening for chargers on port %d, upstream %s", self.charger_port, self.upstream_url
+            "listening for chargers on port %d (%s, security profile %d by default), upstream %s",
+            self.charger_port,
+            "wss" if self.settings.tls else "ws",
+            profile,
+            self.upstream_url,
         )
+
+    async def wait_until_gone(self, station_id: str) -> None:
+        """Return once the station's current connection here (if any) has ended."""
+        running = self._sessions.get(station_id)
+        if running is not None:
+            await running.done.wait()
 
     async def ready(self) -> tuple[bool, str]:
         """/readyz: the store answers and the gateway is not draining."""
@@ -250,6 +309,7 @@ class Gateway:
             backoff=Backoff(self.settings.backoff_initial, self.settings.backoff_max),
             max_frame_bytes=self.settings.max_frame_bytes,
             ping_interval=self.settings.ping_interval,
+            security=self._upstream_security.for_station(station_id),
         )
         lock = self._locks.setdefault(station_id, asyncio.Lock())
         async with lock:
@@ -308,6 +368,22 @@ class Gateway:
         await previous.link.close(*REPLACED)
         await previous.done.wait()
 
+    def _password_follower(
+        self, station_id: str, store: Store
+    ) -> Callable[[str], Awaitable[None]] | None:
+        """Where a new AuthorizationKey goes: the stored password, for a charger that
+        logs in with one (profiles 1 and 2); nowhere for the others (storing one would
+        make `--security-profile auto` demand passwords from every charger)."""
+        if self.authenticator.profile_for(station_id) not in BASIC_AUTH_PROFILES:
+            return None
+        charger = self.settings.charger(station_id)
+        configured = charger.password_hash if charger is not None else None
+
+        async def follow(key_hex: str) -> None:
+            await rotate_authorization_key(store, station_id, key_hex, configured_hash=configured)
+
+        return follow
+
     def _session_for(
         self, link: WebsocketChargerLink, upstream: UpstreamLink, store: Store
     ) -> TranslatingSession | PassThroughSession:
@@ -323,6 +399,7 @@ class Gateway:
         assert self._tables is not None, "start() loads the tables"
         layout = self.settings.layout_for(link.station_id)
         return TranslatingSession(
+            on_authorization_key=self._password_follower(link.station_id, store),
             charger=link,
             csms=upstream,
             store=store,

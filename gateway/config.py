@@ -32,8 +32,10 @@ __all__ = [
     "CONFIG_ENV",
     "ENV_PREFIX",
     "SETTINGS_FLAGS",
+    "ChargerConfig",
     "ConfigError",
     "EvseLayout",
+    "Secret",
     "SettingSpec",
     "Settings",
     "add_settings_arguments",
@@ -52,8 +54,19 @@ OFFLINE_AUTHORIZATIONS: tuple[str, ...] = ("cache", "accept", "reject")
 IMMEDIATE_RESETS: tuple[str, ...] = ("soft", "hard")
 STATE_SCHEMES: tuple[str, ...] = ("sqlite", "redis", "rediss", "memory")
 UPSTREAM_SCHEMES: tuple[str, ...] = ("ws", "wss")
+SECURITY_PROFILES: tuple[str, ...] = ("auto", "0", "1", "2", "3")
 
 _TOML_LAYOUT_KEYS: tuple[str, ...] = ("evse_layout", "evse_layouts")
+_TOML_CHARGERS_KEY = "chargers"
+_CHARGER_KEYS: tuple[str, ...] = (
+    "password_hash",
+    "security_profile",
+    "upstream_password",
+    "upstream_password_file",
+    "upstream_password_env",
+    "upstream_cert",
+    "upstream_key",
+)
 _DISABLED_WORDS: frozenset[str] = frozenset({"", "off"})
 _TRUE_WORDS: frozenset[str] = frozenset({"true", "1", "yes"})
 _FALSE_WORDS: frozenset[str] = frozenset({"false", "0", "no"})
@@ -157,6 +170,47 @@ class EvseLayout:
 
 
 # --------------------------------------------------------------------------------------------
+# Per-charger security
+# --------------------------------------------------------------------------------------------
+
+
+class Secret(str):
+    """A string whose repr and str never show it (upstream passwords in ``Settings``)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __str__(self) -> str:
+        return "***"
+
+    def reveal(self) -> str:
+        """The secret itself: only for the Authorization header."""
+        return str.__str__(self)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChargerConfig:
+    """``[chargers."<id>"]`` in the config file: one charger's own security settings.
+
+    ``password_hash`` is the output of ``ocpp-gateway credentials hash`` (never a password);
+    a hash stored with ``ocpp-gateway credentials`` in the state store wins over it, so a
+    rotation survives a restart with the old file. ``security_profile`` overrides
+    ``--security-profile`` for this charger. The ``upstream_*`` keys give the station's
+    own credentials towards the CSMS: a password (inline, from a file or from an
+    environment variable; resolved at start-up) and a client certificate and key.
+    """
+
+    charge_point_id: str
+    password_hash: str | None = None
+    security_profile: int | None = None
+    upstream_password: Secret | None = None
+    upstream_cert: str | None = None
+    upstream_key: str | None = None
+
+
+# --------------------------------------------------------------------------------------------
 # Settings
 # --------------------------------------------------------------------------------------------
 
@@ -187,7 +241,20 @@ class Settings:
     offline_authorization: str = "cache"
     immediate_reset: str = "soft"
     lease_ttl: float = 30.0
+    security_profile: str = "auto"
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    upstream_ca: str | None = None
+    upstream_cert: str | None = None
+    upstream_key: str | None = None
+    max_connections: int = 0
+    max_connections_per_address: int = 0
+    handshake_timeout: float = 10.0
+    max_message_rate: float = 50.0
+    message_burst: int = 200
     evse_layouts: tuple[EvseLayout, ...] = field(default=())
+    chargers: tuple[ChargerConfig, ...] = field(default=())
 
     def __post_init__(self) -> None:
         for spec in SETTINGS_FLAGS:
@@ -212,6 +279,14 @@ class Settings:
                 f"backoff_initial ({self.backoff_initial}) must not exceed "
                 f"backoff_max ({self.backoff_max})"
             )
+        chargers = self.chargers
+        if not isinstance(chargers, tuple | list) or not all(
+            isinstance(item, ChargerConfig) for item in chargers
+        ):
+            raise ConfigError(f"chargers must be a tuple of ChargerConfig, got {chargers!r}")
+        if isinstance(chargers, list):
+            object.__setattr__(self, "chargers", tuple(chargers))
+        _check_security(self)
 
     def __repr__(self) -> str:
         """Like the dataclass repr, but passwords in the upstream/state URLs are masked."""
@@ -240,6 +315,18 @@ class Settings:
         """``metrics`` as ``(host, port)``, or None when the ops HTTP server is disabled."""
         return None if self.metrics is None else split_host_port(self.metrics)
 
+    @property
+    def tls(self) -> bool:
+        """The charger listener speaks TLS (wss://): security profiles 2 and 3."""
+        return self.tls_cert is not None
+
+    def charger(self, charge_point_id: str) -> ChargerConfig | None:
+        """The ``[chargers."<id>"]`` table of this charger, if any."""
+        for item in self.chargers:
+            if item.charge_point_id == charge_point_id:
+                return item
+        return None
+
     def layout_for(self, charge_point_id: str) -> Mapping[int, tuple[int, int]] | None:
         """The connector map of the first layout rule matching the id; None = default 1:1."""
         for layout in self.evse_layouts:
@@ -263,7 +350,9 @@ _KIND_WORDS: Mapping[SettingKind, str] = {
 }
 
 _DEFAULTS: Mapping[str, object] = {
-    f.name: f.default for f in dataclasses.fields(Settings) if f.name != "evse_layouts"
+    f.name: f.default
+    for f in dataclasses.fields(Settings)
+    if f.name not in ("evse_layouts", "chargers")
 }
 
 
@@ -433,6 +522,83 @@ SETTINGS_FLAGS: tuple[SettingSpec, ...] = (
         help="shared (Redis) state: seconds a replica's hold on a station lasts unrenewed; "
         "renewed every third of it while the charger is connected",
     ),
+    SettingSpec(
+        name="security_profile",
+        metavar="PROFILE",
+        choices=SECURITY_PROFILES,
+        help="charger side: 0 no authentication, 1 Basic auth, 2 TLS + Basic auth, 3 TLS "
+        "client certificates; 'auto' is 2 with --tls-cert, else 1, and 0 only when no "
+        "charger credential exists at all",
+    ),
+    SettingSpec(
+        name="tls_cert",
+        kind="optional_str",
+        metavar="PEM",
+        help="charger listener: server certificate chain (the listener then speaks wss://)",
+    ),
+    SettingSpec(
+        name="tls_key",
+        kind="optional_str",
+        metavar="PEM",
+        help="charger listener: private key of --tls-cert",
+    ),
+    SettingSpec(
+        name="tls_client_ca",
+        kind="optional_str",
+        metavar="PEM",
+        help="charger listener: CA bundle that signs charger certificates (profile 3)",
+    ),
+    SettingSpec(
+        name="upstream_ca",
+        kind="optional_str",
+        metavar="PEM",
+        help="CA bundle to verify the CSMS's certificate on wss:// (default: the system's)",
+    ),
+    SettingSpec(
+        name="upstream_cert",
+        kind="optional_str",
+        metavar="PEM",
+        help="client certificate the gateway presents to the CSMS for every station without "
+        "its own (2.0.1 security profile 3)",
+    ),
+    SettingSpec(
+        name="upstream_key",
+        kind="optional_str",
+        metavar="PEM",
+        help="private key of --upstream-cert",
+    ),
+    SettingSpec(
+        name="max_connections",
+        kind="int",
+        metavar="N",
+        help="charger connections held at once; 0 = (open-files limit - 64) / 2, two "
+        "sockets per charger",
+    ),
+    SettingSpec(
+        name="max_connections_per_address",
+        kind="int",
+        metavar="N",
+        help="charger connections from one IP address; 0 = no limit (chargers behind "
+        "carrier NAT share addresses)",
+    ),
+    SettingSpec(
+        name="handshake_timeout",
+        kind="float",
+        metavar="SECONDS",
+        help="a charger must complete TLS and the websocket handshake within this",
+    ),
+    SettingSpec(
+        name="max_message_rate",
+        kind="float",
+        metavar="PER_SECOND",
+        help="sustained frames per second one charger may send; 0 = no limit",
+    ),
+    SettingSpec(
+        name="message_burst",
+        kind="int",
+        metavar="N",
+        help="frames one charger may send at once above max_message_rate",
+    ),
 )
 
 _SPECS: Mapping[str, SettingSpec] = {spec.name: spec for spec in SETTINGS_FLAGS}
@@ -590,10 +756,64 @@ def _check_positive(name: str, value: float, *, allow_zero: bool) -> None:
         raise _Problem(f"must be {bound}, got {value!r}")
 
 
+def _both_or_neither(first: str, a: object, second: str, b: object, where: str = "") -> None:
+    if (a is None) != (b is None):
+        given, missing = (first, second) if a is not None else (second, first)
+        raise ConfigError(f"{where}{given} needs {missing} too")
+
+
+def _check_file(name: str, path: str | None) -> None:
+    if path is not None and not os.path.isfile(path):
+        raise ConfigError(f"{name}: no such file {path!r}")
+
+
+def _check_security(settings: Settings) -> None:
+    """The security settings fit together (docs/security.md); files exist."""
+    _both_or_neither("tls_cert", settings.tls_cert, "tls_key", settings.tls_key)
+    _both_or_neither("upstream_cert", settings.upstream_cert, "upstream_key", settings.upstream_key)
+    if settings.tls_client_ca is not None and not settings.tls:
+        raise ConfigError("tls_client_ca needs tls_cert and tls_key (profile 3 is over TLS)")
+    for name in ("tls_cert", "tls_key", "tls_client_ca", "upstream_ca"):
+        _check_file(name, getattr(settings, name))
+    for name in ("upstream_cert", "upstream_key"):
+        _check_file(name, getattr(settings, name))
+    upstream = settings.upstream
+    if settings.upstream_ca is not None and upstream and not upstream.lower().startswith("wss:"):
+        raise ConfigError("upstream_ca applies to a wss:// upstream only")
+    profiles = {settings.security_profile}
+    for charger in settings.chargers:
+        where = f'chargers."{charger.charge_point_id}": '
+        _both_or_neither("upstream_cert", charger.upstream_cert, "upstream_key",
+                         charger.upstream_key, where)  # fmt: skip
+        _check_file(where + "upstream_cert", charger.upstream_cert)
+        _check_file(where + "upstream_key", charger.upstream_key)
+        if charger.security_profile is not None:
+            profiles.add(str(charger.security_profile))
+    plain, tls = {"0", "1"}, {"2", "3"}
+    wrong = sorted(profiles & (plain if settings.tls else tls))
+    if wrong:
+        transport = "TLS (tls_cert is set)" if settings.tls else "plain ws (no tls_cert)"
+        raise ConfigError(
+            f"security profile {wrong[0]} cannot be served by a charger listener on "
+            f"{transport}: profiles 0 and 1 are plain ws, 2 and 3 need tls_cert and tls_key"
+        )
+    if "3" in profiles and settings.tls_client_ca is None:
+        raise ConfigError("security profile 3 needs tls_client_ca to verify charger certificates")
+
+
 # Fields for which 0 is meaningful: ping 0 disables, grace 0 means no drain, wait 0 fails fast,
 # queue 0 means only the outstanding CALL.
 _ZERO_OK: frozenset[str] = frozenset(
-    {"upstream_wait", "ping_interval", "shutdown_grace", "max_queued_calls", "offline_grace"}
+    {
+        "upstream_wait",
+        "ping_interval",
+        "shutdown_grace",
+        "max_queued_calls",
+        "offline_grace",
+        "max_connections",
+        "max_connections_per_address",
+        "max_message_rate",
+    }
 )
 
 
@@ -709,7 +929,7 @@ def _read_toml(path: str) -> dict[str, object]:
 
 
 def _unknown_key_error(path: str, unknown: list[str]) -> ConfigError:
-    known = [*_SPECS, "evse_layout"]
+    known = [*_SPECS, "evse_layout", _TOML_CHARGERS_KEY]
     parts = []
     for key in unknown:
         close = difflib.get_close_matches(key, known, n=1)
@@ -747,9 +967,78 @@ def _layout_from_toml(raw: object, where: str) -> EvseLayout:
         raise ConfigError(f"{where}: {exc}") from None
 
 
+def _charger_from_toml(
+    charge_point_id: str, raw: object, where: str, env: Mapping[str, str]
+) -> ChargerConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a table")
+    extra = sorted(set(raw) - set(_CHARGER_KEYS))
+    if extra:
+        raise ConfigError(
+            f"{where}: unknown key '{extra[0]}' (expected {', '.join(_CHARGER_KEYS)})"
+        )
+    for key in _CHARGER_KEYS:
+        if key != "security_profile" and key in raw and not isinstance(raw[key], str):
+            raise ConfigError(f"{where}: {key} must be a string")
+    password_hash = raw.get("password_hash")
+    if password_hash is not None and not password_hash.startswith("$scrypt$"):
+        # Never echo the value: it may be a password pasted by mistake.
+        raise ConfigError(
+            f"{where}: password_hash must be the output of 'ocpp-gateway credentials hash' "
+            "(it starts with $scrypt$), not a password"
+        )
+    profile = raw.get("security_profile")
+    if profile is not None and (not _is_int(profile) or not 0 <= profile <= 3):
+        raise ConfigError(f"{where}: security_profile must be 0, 1, 2 or 3, got {profile!r}")
+    sources = [key for key in _CHARGER_KEYS[2:5] if key in raw]
+    if len(sources) > 1:
+        raise ConfigError(f"{where}: give one of {', '.join(sources)}, not several")
+    password: str | None = raw.get("upstream_password")
+    if "upstream_password_file" in raw:
+        file = raw["upstream_password_file"]
+        try:
+            with open(file, encoding="utf-8") as handle:
+                password = handle.read().rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigError(
+                f"{where}: upstream_password_file: cannot read {file!r}: {exc.strerror or exc}"
+            ) from None
+    elif "upstream_password_env" in raw:
+        name = raw["upstream_password_env"]
+        if name not in env:
+            raise ConfigError(f"{where}: upstream_password_env: {name} is not set")
+        password = env[name]
+    if password is not None and not password:
+        raise ConfigError(f"{where}: the upstream password is empty")
+    return ChargerConfig(
+        charge_point_id=charge_point_id,
+        password_hash=password_hash,
+        security_profile=profile,
+        upstream_password=None if password is None else Secret(password),
+        upstream_cert=raw.get("upstream_cert"),
+        upstream_key=raw.get("upstream_key"),
+    )
+
+
+def _chargers_from_toml(
+    data: dict[str, object], path: str, env: Mapping[str, str]
+) -> tuple[ChargerConfig, ...]:
+    raw = data.get(_TOML_CHARGERS_KEY, {})
+    if not isinstance(raw, dict):
+        raise ConfigError(f'{path}: chargers must be tables like [chargers."CP-1"]')
+    return tuple(
+        _charger_from_toml(str(cp_id), table, f'{path}: chargers."{cp_id}"', env)
+        for cp_id, table in raw.items()
+    )
+
+
 def _file_layers(path: str) -> tuple[dict[str, object], tuple[EvseLayout, ...] | None]:
     data = _read_toml(path)
-    unknown = sorted(key for key in data if key not in _SPECS and key not in _TOML_LAYOUT_KEYS)
+    unknown = sorted(
+        key
+        for key in data
+        if key not in _SPECS and key not in _TOML_LAYOUT_KEYS and key != _TOML_CHARGERS_KEY
+    )
     if unknown:
         raise _unknown_key_error(path, unknown)
     present = [key for key in _TOML_LAYOUT_KEYS if key in data]
@@ -803,9 +1092,11 @@ def load_settings(
 
     file_values: dict[str, object] = {}
     layouts: tuple[EvseLayout, ...] = ()
+    chargers: tuple[ChargerConfig, ...] = ()
     if path is not None:
         file_values, file_layouts = _file_layers(path)
         layouts = file_layouts or ()
+        chargers = _chargers_from_toml(_read_toml(path), path, env)
 
     chosen: dict[str, object] = {}
     sources: dict[str, str] = {}
@@ -832,7 +1123,7 @@ def load_settings(
             f"backoff_initial ({initial}, from {sources['backoff_initial']}) must not exceed "
             f"backoff_max ({maximum}, from {sources['backoff_max']})"
         )
-    settings = Settings(**chosen, evse_layouts=layouts)  # type: ignore[arg-type]
+    settings = Settings(**chosen, evse_layouts=layouts, chargers=chargers)  # type: ignore[arg-type]
     return settings
 
 

@@ -60,8 +60,18 @@ class GatewayMetrics:
         self.handshakes = Counter(
             "ocpp_gateway_charger_handshakes_total",
             "Charger connection attempts by outcome: accepted, or the refusal reason "
-            "(refused_identity, refused_subprotocol, refused_draining).",
+            "(refused_identity, refused_subprotocol, refused_draining, refused_unauthorized, "
+            "refused_certificate, refused_profile, refused_state_unavailable, "
+            "refused_capacity, refused_address_limit).",
             ["outcome"],
+            registry=r,
+        )
+        self.limit_breaches = Counter(
+            "ocpp_gateway_limit_breaches_total",
+            "Abuse limits hit, by limit (connections, connections_per_address, "
+            "handshake_timeout, frame_size, message_rate, queued_calls): each refuses or "
+            "closes only the offender.",
+            ["limit"],
             registry=r,
         )
         self.replaced = Counter(

@@ -61,6 +61,7 @@ ROWS = (
     "Outbox and offline health",
     "Device model and meter quality",
     "Per replica",
+    "Security and abuse limits",
 )
 
 # A metric name as PromQL reads it, so a typo in case is caught rather than cut short.

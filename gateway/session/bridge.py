@@ -110,7 +110,10 @@ class TranslatingSession:
         settings: SessionSettings,
         layout: EvseLayout | None = None,
         observer: FrameObserver | None = None,
+        on_authorization_key: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
+        """``on_authorization_key`` is called with a new 1.6 AuthorizationKey (hex) once
+        the charger took it: the charger's password, when it authenticates with one."""
         self.station_id = charger.station_id
         self._charger = charger
         self._csms = csms
@@ -205,6 +208,7 @@ class TranslatingSession:
             ),
             metrics=metrics,
             on_learnt=self._keeper.changed,
+            on_authorization_key=on_authorization_key,
         )
         self._desk_handlers: dict[tuple[Direction, str], Callable[[Payload], Awaitable[Reply]]] = {
             (Direction.CHARGER_TO_CSMS, "StartTransaction"): desk.start_transaction,
@@ -331,6 +335,7 @@ class TranslatingSession:
             try:
                 self._charger_calls.put_nowait(frame)
             except asyncio.QueueFull:
+                self._metrics.limit_breaches.labels("queued_calls").inc()
                 error = Overloaded("too many CALLs waiting; OCPP-J allows one at a time")
                 await self._answer_error(Side.CHARGER, frame, error)
         elif frame is not None:

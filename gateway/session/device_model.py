@@ -10,15 +10,16 @@ the reply and, for reports, the NotifyReport CALLs the bridge sends after it
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from gateway.errors import GatewayError
+from gateway.errors import CallTimeout, GatewayError, PeerUnavailable
 from gateway.metrics import GatewayMetrics
 from gateway.ocppj import Payload
 from gateway.session.calls import OutgoingCalls
 from gateway.session.station import StationState
 from gateway.session.transactions import Reply
+from gateway.state import StateError
 from gateway.translate import device_model as dm
 from gateway.translate import reports
 from gateway.translate.layout import EvseLayout
@@ -28,6 +29,10 @@ from gateway.translate.variables import DeviceModel
 
 log = logging.getLogger(__name__)
 
+AUTHORIZATION_KEY = "AuthorizationKey"  # its value is the charger's Basic-auth password
+# ChangeConfiguration answers after which the charger uses the new value (now or after
+# its next reboot).
+_APPLIED = frozenset({"Accepted", "RebootRequired"})
 NUMBER_OF_CONNECTORS = "NumberOfConnectors"  # 1.6 §9.1.20: how many connectors there are
 # Keys the 1.6 security whitepaper (§7) defines: a charger having one implements it.
 SECURITY_EXTENSION_KEYS = frozenset(
@@ -65,6 +70,7 @@ class DeviceModelDesk:
         limits: DeviceModelLimits,
         metrics: GatewayMetrics,
         on_learnt: Callable[[], None] = lambda: None,
+        on_authorization_key: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._station = station
         self._tables = tables
@@ -75,6 +81,7 @@ class DeviceModelDesk:
         self._limits = limits
         self._metrics = metrics
         self._on_learnt = on_learnt
+        self._on_authorization_key = on_authorization_key
 
     # --- handlers (SESSION_ROUTES) --------------------------------------------------
 
@@ -105,8 +112,12 @@ class DeviceModelDesk:
                 self._check_charger_answer("ChangeConfiguration", answer)
             except GatewayError as exc:
                 log.warning("ChangeConfiguration %s failed: %s", step.key, exc.description)
+                if isinstance(exc, CallTimeout | PeerUnavailable):
+                    await self._new_authorization_key(step)  # it may have been applied
                 results.append(dm.set_variable_failed(item, exc.description))
                 continue
+            if answer["status"] in _APPLIED:
+                await self._new_authorization_key(step)
             results.append(dm.set_variable_result(item, step, answer["status"]))
         self._count("SetVariables", results)
         return {"setVariableResult": results}, ()
@@ -127,6 +138,17 @@ class DeviceModelDesk:
         return self._report(request["requestId"], selected)
 
     # --- helpers --------------------------------------------------------------------
+
+    async def _new_authorization_key(self, step: dm.ChangeStep) -> None:
+        """The charger's Basic-auth password changes with its AuthorizationKey."""
+        if step.key != AUTHORIZATION_KEY or self._on_authorization_key is None:
+            return
+        try:
+            await self._on_authorization_key(step.value)
+        except (StateError, ValueError):
+            # The CSMS is told the key was set (it was); the charger may be refused on
+            # its next connection until an operator runs `ocpp-gateway credentials rotate`.
+            log.exception("cannot store the charger's new AuthorizationKey as its password")
 
     def _count(self, operation: str, results: list[Payload]) -> None:
         for result in results:

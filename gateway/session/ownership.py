@@ -32,6 +32,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.ocppj import Payload
 from gateway.state import (
     Change,
+    CredentialRecord,
     OutboxMessage,
     StaleLease,
     StateError,
@@ -214,3 +215,17 @@ class FencedStore:
 
     async def lease_holder(self, station_id: str) -> tuple[str, int] | None:
         return await self._store.lease_holder(station_id)
+
+    # Unfenced: credentials are the operator's and the login's, not session writes a lease owns.
+
+    async def get_credential(self, station_id: str) -> CredentialRecord | None:
+        return await self._store.get_credential(station_id)
+
+    async def put_credential(self, record: CredentialRecord) -> None:
+        await self._store.put_credential(record)
+
+    async def delete_credential(self, station_id: str) -> bool:
+        return await self._store.delete_credential(station_id)
+
+    async def list_credentials(self) -> list[CredentialRecord]:
+        return await self._store.list_credentials()

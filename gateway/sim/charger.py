@@ -11,6 +11,8 @@ It shares no code with the gateway (only :mod:`gateway.sim.wire`).
 from __future__ import annotations
 
 import asyncio
+import base64
+import ssl as ssl_module
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeAlias
@@ -90,8 +92,15 @@ class ChargerSim:
         call_timeout: float = 10.0,
         handlers: Mapping[str, ChargerHandler] | None = None,
         validator: SchemaValidator | None = None,
+        password: str | bytes | None = None,
+        ssl: ssl_module.SSLContext | None = None,
     ) -> None:
+        """``password``: HTTP Basic auth with the charge point id (security profiles 1
+        and 2; bytes as a 1.6 AuthorizationKey is binary); ``ssl``: the TLS context for a
+        wss:// URL (profile 2, or 3 with a client certificate loaded into it)."""
         self.base_url = base_url
+        self.password = password
+        self.ssl = ssl
         self.charge_point_id = charge_point_id
         self.subprotocol = subprotocol
         self.call_timeout = call_timeout
@@ -122,12 +131,19 @@ class ChargerSim:
         if self.connected:
             raise RuntimeError(f"{self.charge_point_id} is already connected")
         await self._stop_reader()
+        headers: list[tuple[str, str]] = []
+        if self.password is not None:
+            secret = self.password if isinstance(self.password, bytes) else self.password.encode()
+            token = base64.b64encode(self.charge_point_id.encode() + b":" + secret).decode()
+            headers.append(("Authorization", f"Basic {token}"))
         websocket = await connect(
             self.url,
             subprotocols=[Subprotocol(self.subprotocol)],
             compression=None,
             ping_interval=None,
             open_timeout=self.call_timeout,
+            additional_headers=headers,
+            ssl=self.ssl,
         )
         self._websocket = websocket
         self._peer = OcppjPeer(

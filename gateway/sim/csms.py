@@ -9,12 +9,22 @@ Tests observe what arrived through :attr:`CsmsSim.messages` / :meth:`CsmsSim.wai
 and drive the station with :meth:`CsmsSim.call`, :meth:`CsmsSim.send_raw` and
 :meth:`CsmsSim.drop`.
 
+Security profiles (2.0.1 Part 2 A00), all optional: with ``ssl`` (a server context) it
+listens on wss://, and if that context requires client certificates (profile 3) it
+records each station's certificate CN in :attr:`CsmsSim.client_identities`; with
+``passwords`` (profiles 1 and 2) the opening handshake must carry HTTP Basic auth whose
+username is the station id of the path and whose password is that station's, else it is
+answered HTTP 401 and recorded in :attr:`CsmsSim.refused`.
+
 It shares no code with the gateway (only :mod:`gateway.sim.wire`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import ssl as ssl_module
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -81,6 +91,11 @@ class _StationLink:
     peer: OcppjPeer
 
 
+def _station_of(path: str) -> str:
+    """The station id: the last segment of the request path, percent-decoded."""
+    return unquote(urlsplit(path).path.rsplit("/", 1)[-1])
+
+
 def _accept_all(_id_token: JsonObject) -> JsonObject:
     return {"status": "Accepted"}
 
@@ -128,8 +143,13 @@ class CsmsSim:
         id_token_info: IdTokenInfo | None = None,
         handlers: Mapping[str, CsmsHandler] | None = None,
         validator: SchemaValidator | None = None,
+        ssl: ssl_module.SSLContext | None = None,
+        passwords: Mapping[str, str] | None = None,
     ) -> None:
         self.host = host
+        self.ssl = ssl
+        #: station id -> Basic auth password; None: no Basic auth required.
+        self.passwords: dict[str, str] | None = None if passwords is None else dict(passwords)
         self._requested_port = port
         self.boot_status = boot_status
         self.heartbeat_interval = heartbeat_interval
@@ -142,6 +162,11 @@ class CsmsSim:
         self.connections: list[tuple[str, str]] = []
         self.duplicate_connections: list[str] = []
         self.security_errors: list[tuple[str, str]] = []
+        #: Per station, the subject CN of the client certificate its latest accepted
+        #: connection presented (None: no certificate, or one without a single CN).
+        self.client_identities: dict[str, str | None] = {}
+        #: Opening handshakes refused for their credentials: (station id, HTTP status).
+        self.refused: list[tuple[str, int]] = []
         #: Stations whose BootNotification was answered Accepted (kept across connections).
         self.registered: set[str] = set()
         self._validator = validator
@@ -164,6 +189,7 @@ class CsmsSim:
             process_request=self._process_request,
             compression=None,
             ping_interval=None,
+            ssl=self.ssl,
         )
 
     async def stop(self) -> None:
@@ -199,19 +225,57 @@ class CsmsSim:
         host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
         if ":" in host:
             host = f"[{host}]"
-        return f"ws://{host}:{self.port}/ocpp"
+        scheme = "ws" if self.ssl is None else "wss"
+        return f"{scheme}://{host}:{self.port}/ocpp"
 
     # ---- connections
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if self.refuse_connections:
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "CSMS sim is refusing\n")
+        if self.passwords is not None:
+            station_id = _station_of(request.path)
+            if not self._authorized(station_id, request.headers.get("Authorization")):
+                self.refused.append((station_id, int(HTTPStatus.UNAUTHORIZED)))
+                response = connection.respond(HTTPStatus.UNAUTHORIZED, "Unauthorized\n")
+                response.headers["WWW-Authenticate"] = 'Basic realm="CsmsSim", charset="UTF-8"'
+                return response
         return None
+
+    def _authorized(self, station_id: str, header: str | None) -> bool:
+        """Basic auth with username = the station id and that station's password."""
+        assert self.passwords is not None
+        expected = self.passwords.get(station_id)
+        if header is None or expected is None:
+            return False
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        username, colon, password = decoded.partition(":")
+        return bool(colon) and username == station_id and password == expected
+
+    @staticmethod
+    def _client_identity(websocket: ServerConnection) -> str | None:
+        """The subject CN of the peer's TLS client certificate, if it sent one."""
+        ssl_object = websocket.transport.get_extra_info("ssl_object")
+        if ssl_object is None:
+            return None
+        cert = ssl_object.getpeercert()
+        if not cert:
+            return None
+        names = [
+            value for rdn in cert.get("subject", ()) for key, value in rdn if key == "commonName"
+        ]
+        return names[0] if len(names) == 1 else None
 
     async def _serve_connection(self, websocket: ServerConnection) -> None:
         request = websocket.request
         path = request.path if request is not None else "/"
-        station_id = unquote(urlsplit(path).path.rsplit("/", 1)[-1])
+        station_id = _station_of(path)
         peer = OcppjPeer(
             websocket,
             version="2.0.1",
@@ -223,6 +287,8 @@ class CsmsSim:
         )
         link = _StationLink(station_id, path, peer)
         async with self._changed:
+            if self.ssl is not None:
+                self.client_identities[station_id] = self._client_identity(websocket)
             open_links = self._open.setdefault(station_id, [])
             if open_links:
                 self.duplicate_connections.append(station_id)

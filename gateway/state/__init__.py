@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from gateway.state.base import (
     Change,
+    CredentialRecord,
     OutboxMessage,
     StaleLease,
     StateError,
@@ -42,6 +43,7 @@ def open_store(url: str) -> Store:
 
 __all__ = [
     "Change",
+    "CredentialRecord",
     "InstrumentedStore",
     "OutboxMessage",
     "StaleLease",

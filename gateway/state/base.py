@@ -137,6 +137,24 @@ class Change:
     clear_authorizations: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class CredentialRecord:
+    """A charger's Basic-auth password, as KDF hashes only (``gateway.security.passwords``).
+
+    A login is accepted when the password matches one of ``password_hashes`` or, during a
+    rotation, one of ``previous_hashes``: the charger may reconnect with its old password
+    before it applies the new one, or the answer to ChangeConfiguration(AuthorizationKey)
+    may be lost, and neither may lock it out. The first login with a current password
+    drops the previous ones. Several current hashes let one key be accepted in both
+    forms chargers use on the wire (1.6J §7: the raw key bytes; some send its hex text).
+    """
+
+    station_id: str
+    password_hashes: tuple[str, ...]
+    previous_hashes: tuple[str, ...] = ()
+    updated_at: float = 0.0  # epoch seconds
+
+
 class Store(Protocol):
     async def open(self) -> None: ...
 
@@ -213,4 +231,22 @@ class Store(Protocol):
 
     async def lease_holder(self, station_id: str) -> tuple[str, int] | None:
         """The current (owner, token), or None when the lease is released or lapsed."""
+        ...
+
+    # --- charger credentials (security profiles 1 and 2; docs/security.md) ---
+
+    async def get_credential(self, station_id: str) -> CredentialRecord | None:
+        """The station's stored password hashes, or None."""
+        ...
+
+    async def put_credential(self, record: CredentialRecord) -> None:
+        """Create or replace the station's record."""
+        ...
+
+    async def delete_credential(self, station_id: str) -> bool:
+        """Revoke: forget the station's record; False when there was none."""
+        ...
+
+    async def list_credentials(self) -> list[CredentialRecord]:
+        """Every stored record, by station id."""
         ...

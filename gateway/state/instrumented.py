@@ -4,7 +4,8 @@ Layer: state. Same protocol as the store it wraps; each data operation is observ
 the histogram (``ocpp_gateway_store_operation_duration_seconds``) under the Store method's
 name, whether it returned or raised, and exceptions pass through unchanged. ``open`` and
 ``close`` run once per process and are not timed; nor are the lease calls, made once per
-connection and on a renewal cadence, never per message.
+connection and on a renewal cadence, never per message. The credential calls are timed
+(:data:`CREDENTIAL_OPERATIONS`): a slow store shows in every charger's login.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from typing import Final, TypeVar
 from prometheus_client import Histogram
 
 from gateway.ocppj import Payload
-from gateway.state.base import Change, OutboxMessage, StationRecord, Store, TransactionRecord
+from gateway.state.base import (
+    Change,
+    CredentialRecord,
+    OutboxMessage,
+    StationRecord,
+    Store,
+    TransactionRecord,
+)
 
 T = TypeVar("T")
 
@@ -33,6 +41,14 @@ OPERATIONS: Final = (
     "prune",
     "ping",
 )
+#: Also timed, apart from :data:`OPERATIONS` (the per-message ones): once per charger
+#: login (get_credential), on a rotation (put_credential) and from the CLI.
+CREDENTIAL_OPERATIONS: Final = (
+    "get_credential",
+    "put_credential",
+    "delete_credential",
+    "list_credentials",
+)
 
 
 class InstrumentedStore:
@@ -42,7 +58,10 @@ class InstrumentedStore:
         self.inner = store
         # One child per operation, made up front: the hot path skips the label lookup,
         # and every operation is exported (count 0) before its first call.
-        self._timers = {operation: histogram.labels(operation) for operation in OPERATIONS}
+        self._timers = {
+            operation: histogram.labels(operation)
+            for operation in (*OPERATIONS, *CREDENTIAL_OPERATIONS)
+        }
 
     async def _timed(self, operation: str, call: Awaitable[T]) -> T:
         started = time.perf_counter()
@@ -109,3 +128,15 @@ class InstrumentedStore:
 
     async def lease_holder(self, station_id: str) -> tuple[str, int] | None:
         return await self.inner.lease_holder(station_id)
+
+    async def get_credential(self, station_id: str) -> CredentialRecord | None:
+        return await self._timed("get_credential", self.inner.get_credential(station_id))
+
+    async def put_credential(self, record: CredentialRecord) -> None:
+        await self._timed("put_credential", self.inner.put_credential(record))
+
+    async def delete_credential(self, station_id: str) -> bool:
+        return await self._timed("delete_credential", self.inner.delete_credential(station_id))
+
+    async def list_credentials(self) -> list[CredentialRecord]:
+        return await self._timed("list_credentials", self.inner.list_credentials())

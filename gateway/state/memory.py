@@ -22,6 +22,7 @@ from gateway.ocppj import Payload
 from gateway.state import rows
 from gateway.state.base import (
     Change,
+    CredentialRecord,
     OutboxMessage,
     StaleLease,
     StateError,
@@ -55,6 +56,16 @@ def _message(message: OutboxMessage) -> OutboxMessage:
     return replace(message, payload=_payload(message.payload))
 
 
+def _credential(record: CredentialRecord) -> CredentialRecord:
+    """The record as the other stores give it back: tuples of str, a float time."""
+    return replace(
+        record,
+        password_hashes=tuple(record.password_hashes),
+        previous_hashes=tuple(record.previous_hashes),
+        updated_at=float(record.updated_at),
+    )
+
+
 @dataclass(slots=True)
 class _Lease:
     """A station's lease: the newest token ever issued (never lowered, never expires)
@@ -77,6 +88,7 @@ class MemoryStore:
         self._legacy_ids: dict[str, int] = {}
         self._authorizations: dict[tuple[str, str], Payload] = {}
         self._leases: dict[str, _Lease] = {}
+        self._credentials: dict[str, CredentialRecord] = {}
 
     async def open(self) -> None:
         return None
@@ -210,3 +222,17 @@ class MemoryStore:
         if lease is None or lease.owner is None or lease.expires_at <= time.time():
             return None
         return lease.owner, lease.token
+
+    # --- charger credentials ------------------------------------------------------------
+
+    async def get_credential(self, station_id: str) -> CredentialRecord | None:
+        return self._credentials.get(station_id)
+
+    async def put_credential(self, record: CredentialRecord) -> None:
+        self._credentials[record.station_id] = _credential(record)
+
+    async def delete_credential(self, station_id: str) -> bool:
+        return self._credentials.pop(station_id, None) is not None
+
+    async def list_credentials(self) -> list[CredentialRecord]:
+        return [self._credentials[station_id] for station_id in sorted(self._credentials)]

@@ -13,6 +13,9 @@ Layer: state. Same contract as the SQLite store, over ``redis.asyncio``:
   half-written: DESIGN.md).
 - Counters (outbox positions, legacy ids, lease tokens) are per station and never expire
   nor go down, so nothing is given out twice across replicas and restarts.
+- Charger credentials (password hashes, never passwords) are one hash per station,
+  ``<prefix>{<station>}:credential``, and the set ``<prefix>credentials`` of the stations
+  that have one, for listing; both change in one MULTI/EXEC.
 - Ended transactions are indexed per station by end time, and stations with ended
   transactions in one global sorted set scored by their oldest end: ``prune`` visits only
   the stations that have something to forget, never scanning the keyspace.
@@ -39,6 +42,7 @@ from gateway.state import redis_scripts as scripts
 from gateway.state import rows
 from gateway.state.base import (
     Change,
+    CredentialRecord,
     OutboxMessage,
     StaleLease,
     StateError,
@@ -194,6 +198,14 @@ class RedisStore:
     @property
     def _prune_index(self) -> str:
         return f"{self._prefix}prune"  # station id -> oldest ended_at among its transactions
+
+    def _credential_key(self, station_id: str) -> str:
+        # Beside the station's other keys (same hash tag), not one of the commit's KEYS.
+        return f"{self._prefix}{{{_escape(station_id)}}}:credential"
+
+    @property
+    def _credential_index(self) -> str:
+        return f"{self._prefix}credentials"  # set of station ids with a credential
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -366,6 +378,89 @@ class RedisStore:
     def _lease(self, station_id: str, ttl: float) -> list[str]:
         rows.check_ttl(ttl)
         return [self._keys(station_id).lease]
+
+    # --- charger credentials ------------------------------------------------------------
+
+    async def get_credential(self, station_id: str) -> CredentialRecord | None:
+        key = self._credential_key(station_id)
+        fields: dict[bytes, bytes] = await self._run(lambda: self._redis.hgetall(key))
+        return _credential_record(station_id, fields)
+
+    async def put_credential(self, record: CredentialRecord) -> None:
+        fields = self._serialised(lambda: _credential_fields(record))
+        key = self._credential_key(record.station_id)
+
+        async def put() -> None:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(key, mapping=fields)  # every field: the whole record is replaced
+                pipe.sadd(self._credential_index, record.station_id)
+                await pipe.execute()
+
+        await self._run(put, station_id=record.station_id)
+
+    async def delete_credential(self, station_id: str) -> bool:
+        key = self._credential_key(station_id)
+
+        async def delete() -> bool:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.delete(key)
+                pipe.srem(self._credential_index, station_id)
+                deleted, _ = await pipe.execute()
+            return bool(deleted)
+
+        deleted: bool = await self._run(delete, station_id=station_id)
+        return deleted
+
+    async def list_credentials(self) -> list[CredentialRecord]:
+        members: set[bytes] = await self._run(lambda: self._redis.smembers(self._credential_index))
+        station_ids = sorted(member.decode() for member in members)
+
+        async def read_all() -> list[dict[bytes, bytes]]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for station_id in station_ids:
+                    pipe.hgetall(self._credential_key(station_id))
+                found: list[dict[bytes, bytes]] = await pipe.execute()
+            return found
+
+        found: list[dict[bytes, bytes]] = await self._run(read_all) if station_ids else []
+        # A record deleted between the two reads is simply gone.
+        records = map(_credential_record, station_ids, found)
+        return [record for record in records if record is not None]
+
+
+def _credential_fields(record: CredentialRecord) -> dict[str, bytes | str]:
+    return {
+        "password_hashes": orjson.dumps(list(record.password_hashes)),
+        "previous_hashes": orjson.dumps(list(record.previous_hashes)),
+        "updated_at": repr(float(record.updated_at)),
+    }
+
+
+def _hashes(fields: dict[bytes, bytes], name: bytes, station_id: str) -> tuple[str, ...]:
+    # The message names the station only: the field holds hashes (DESIGN.md).
+    try:
+        loaded = orjson.loads(fields[name])
+    except (KeyError, orjson.JSONDecodeError):
+        loaded = None
+    if not isinstance(loaded, list) or not all(isinstance(item, str) for item in loaded):
+        raise StateError(f"{station_id}: stored {name.decode()} are not a JSON array of strings")
+    return tuple(loaded)
+
+
+def _credential_record(station_id: str, fields: dict[bytes, bytes]) -> CredentialRecord | None:
+    """The record of HGETALL's answer; None for an empty answer (no such key)."""
+    if not fields:
+        return None
+    try:
+        updated_at = float(fields[b"updated_at"])
+    except (KeyError, ValueError):
+        raise StateError(f"{station_id}: stored credential has no valid updated_at") from None
+    return CredentialRecord(
+        station_id,
+        _hashes(fields, b"password_hashes", station_id),
+        _hashes(fields, b"previous_hashes", station_id),
+        updated_at,
+    )
 
 
 def _major_minor(version: str) -> tuple[int, ...]:

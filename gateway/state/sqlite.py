@@ -28,6 +28,7 @@ from gateway.ocppj import Payload
 from gateway.state import rows
 from gateway.state.base import (
     Change,
+    CredentialRecord,
     OutboxMessage,
     StaleLease,
     StateError,
@@ -135,6 +136,16 @@ _MIGRATIONS: Final = (
         expires_at REAL
     );
     """,
+    # 12: charger passwords (security profiles 1 and 2) as KDF hashes, JSON arrays of
+    # PHC strings; never a password
+    """
+    CREATE TABLE credentials (
+        station_id      TEXT PRIMARY KEY,
+        password_hashes TEXT NOT NULL,
+        previous_hashes TEXT NOT NULL DEFAULT '[]',
+        updated_at      REAL NOT NULL
+    );
+    """,
 )
 
 _STATION_COLUMNS: Final = ", ".join(rows.STATION_COLUMNS)
@@ -163,6 +174,9 @@ _PUT_AUTHORIZATION: Final = _upsert(
     ("station_id", "id_token_folded", "info", "updated_at"),
     ("station_id", "id_token_folded"),
 )
+_CREDENTIAL_COLUMNS: Final = ("station_id", "password_hashes", "previous_hashes", "updated_at")
+_PUT_CREDENTIAL: Final = _upsert("credentials", _CREDENTIAL_COLUMNS, ("station_id",))
+_SELECT_CREDENTIALS: Final = f"SELECT {', '.join(_CREDENTIAL_COLUMNS)} FROM credentials"
 _ACQUIRE: Final = """
     INSERT INTO lease (station_id, last_token, owner, token, expires_at) VALUES (?1, 1, ?2, 1, ?3)
     ON CONFLICT (station_id) DO UPDATE SET
@@ -448,6 +462,68 @@ class SqliteStore:
             ).fetchone()
         )
         return None if row is None else (str(row[0]), int(row[1]))
+
+    # --- charger credentials ------------------------------------------------------------
+
+    async def get_credential(self, station_id: str) -> CredentialRecord | None:
+        row = await self._run(
+            lambda db: db.execute(
+                f"{_SELECT_CREDENTIALS} WHERE station_id = ?", (station_id,)
+            ).fetchone()
+        )
+        return None if row is None else _credential_record(row)
+
+    async def put_credential(self, record: CredentialRecord) -> None:
+        # Durable like put_station: one autocommit statement under synchronous=FULL.
+        try:
+            row = _credential_row(record)
+        except orjson.JSONEncodeError as exc:
+            raise StateError(f"{self._path}: {exc}") from exc
+        await self._run(lambda db: db.execute(_PUT_CREDENTIAL, row))
+
+    async def delete_credential(self, station_id: str) -> bool:
+        deleted = await self._run(
+            lambda db: (
+                db.execute("DELETE FROM credentials WHERE station_id = ?", (station_id,)).rowcount
+            )
+        )
+        return bool(deleted == 1)
+
+    async def list_credentials(self) -> list[CredentialRecord]:
+        found = await self._run(
+            lambda db: db.execute(f"{_SELECT_CREDENTIALS} ORDER BY station_id").fetchall()
+        )
+        return [_credential_record(row) for row in found]
+
+
+def _credential_row(record: CredentialRecord) -> rows.Row:
+    return (
+        record.station_id,
+        orjson.dumps(list(record.password_hashes)).decode(),
+        orjson.dumps(list(record.previous_hashes)).decode(),
+        float(record.updated_at),
+    )
+
+
+def _hashes(text: str, station_id: str) -> tuple[str, ...]:
+    # The message names the station only: the column holds hashes (DESIGN.md).
+    try:
+        loaded = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        loaded = None
+    if not isinstance(loaded, list) or not all(isinstance(item, str) for item in loaded):
+        raise StateError(f"{station_id}: stored password hashes are not a JSON array of strings")
+    return tuple(loaded)
+
+
+def _credential_record(row: rows.Row) -> CredentialRecord:
+    station_id, password_hashes, previous_hashes, updated_at = row
+    return CredentialRecord(
+        station_id,
+        _hashes(password_hashes, station_id),
+        _hashes(previous_hashes, station_id),
+        float(updated_at),
+    )
 
 
 def _check_fence(db: sqlite3.Connection, station_id: str, fence: int) -> None:

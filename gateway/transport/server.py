@@ -7,17 +7,33 @@ characters outside 2.0.1's identifierString set, and when the charger offers nei
 ``ocpp1.6`` nor ``ocpp2.0.1``. Colons are refused too: HTTP Basic auth (RFC 7617),
 which OCPP security profiles 1 and 2 use with the identity as username, cannot carry one.
 
+Who may connect is :mod:`gateway.transport.charger_auth`'s decision (security profiles),
+asked during the handshake. Limits against abuse, each breach closing or refusing only
+the offender and counted in ``ocpp_gateway_limit_breaches_total``:
+
+- connections overall and per source address: the handshake gets HTTP 503 / 429;
+- the TLS and websocket handshakes must finish within ``handshake_timeout`` (the
+  websocket one is counted; a TLS handshake that stalls is dropped by asyncio unseen);
+- a frame above ``max_frame_bytes``: websockets closes with 1009 (message too big);
+- more than ``message_burst`` frames at once above ``max_message_rate`` per second:
+  closed with 1008 (policy violation). A 1.6 charger waits for each answer before its
+  next CALL (OCPP-J §4.1.1), so even one replaying a long offline queue stays far below.
+
 Websockets' exceptions stay here: the session sees a ``ChargerLink`` that raises
 :class:`~gateway.errors.PeerUnavailable`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import ssl
+import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from http import HTTPStatus
-from typing import Final
+from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -29,6 +45,8 @@ from websockets.typing import Subprotocol
 from gateway.errors import PeerUnavailable
 from gateway.metrics import GatewayMetrics
 from gateway.ocppj import Version
+from gateway.state import StateError
+from gateway.transport.charger_auth import ChargerAuthenticator, Refusal, store_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -54,20 +72,70 @@ def offered_subprotocols(headers: Headers) -> list[str]:
     ]
 
 
+POLICY_VIOLATION: Final = 1008  # RFC 6455 §7.4.1
+MESSAGE_TOO_BIG: Final = 1009
+
+
+class MessageRate:
+    """A token bucket: ``burst`` frames at once, refilled at ``rate`` per second."""
+
+    __slots__ = ("_burst", "_last", "_rate", "_tokens")
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self._rate = rate
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._last = time.monotonic()
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
+        self._last = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
+
 class WebsocketChargerLink:
     """``gateway.session.links.ChargerLink`` over an accepted websocket."""
 
-    def __init__(self, ws: ServerConnection, station_id: str, protocol: Version) -> None:
+    __slots__ = ("_metrics", "_rate", "_ws", "protocol", "station_id")
+
+    def __init__(
+        self,
+        ws: ServerConnection,
+        station_id: str,
+        protocol: Version,
+        *,
+        metrics: GatewayMetrics | None = None,
+        rate: MessageRate | None = None,
+    ) -> None:
         self._ws = ws
         self.station_id = station_id
         self.protocol = protocol
+        self._metrics = metrics
+        self._rate = rate
 
     async def frames(self) -> AsyncIterator[str]:
+        rate = self._rate
         try:
             async for message in self._ws:
+                if rate is not None and not rate.allow():
+                    log.warning("charger exceeded the message rate limit; closing it")
+                    self._breach("message_rate")
+                    await self._ws.close(POLICY_VIOLATION, "message rate limit exceeded")
+                    return
                 yield message if isinstance(message, str) else message.decode("utf-8", "replace")
-        except ConnectionClosed:
+        except ConnectionClosed as closed:
+            if closed.sent is not None and closed.sent.code == MESSAGE_TOO_BIG:
+                log.warning("charger sent a frame above max_frame_bytes; closed with 1009")
+                self._breach("frame_size")
             return
+
+    def _breach(self, limit: str) -> None:
+        if self._metrics is not None:
+            self._metrics.limit_breaches.labels(limit).inc()
 
     async def send(self, text: str) -> None:
         try:
@@ -89,6 +157,13 @@ class ChargerServer:
         on_charger: Callable[[WebsocketChargerLink], Awaitable[None]],
         max_frame_bytes: int = 2**20,
         ping_interval: float | None = 60.0,
+        authenticator: ChargerAuthenticator | None = None,
+        tls: ssl.SSLContext | None = None,
+        max_connections: int = 0,
+        max_connections_per_address: int = 0,
+        handshake_timeout: float = 10.0,
+        max_message_rate: float = 0.0,
+        message_burst: int = 200,
     ) -> None:
         self._host = host
         self._port = port
@@ -96,6 +171,17 @@ class ChargerServer:
         self._on_charger = on_charger
         self._max_frame_bytes = max_frame_bytes
         self._ping_interval = ping_interval or None
+        self._authenticator = authenticator
+        self._tls = tls
+        self._max_connections = max_connections
+        self._max_per_address = max_connections_per_address
+        self._handshake_timeout = handshake_timeout
+        self._max_message_rate = max_message_rate
+        self._message_burst = message_burst
+        # Connections past the handshake, overall and per source address (handshakes in
+        # flight are bounded by handshake_timeout instead).
+        self._open = 0
+        self._per_address: Counter[str] = Counter()
         self._server: Server | None = None
 
     @property
@@ -117,6 +203,10 @@ class ChargerServer:
             ping_interval=self._ping_interval,
             ping_timeout=self._ping_interval,
             close_timeout=5,
+            # Also the TLS handshake's timeout (websockets passes it on to asyncio).
+            open_timeout=self._handshake_timeout,
+            ssl=self._tls,
+            create_connection=_handshake_timed(self._metrics),
         )
 
     async def close(self, *, reason: str = "gateway shutting down") -> None:
@@ -125,7 +215,16 @@ class ChargerServer:
             self._server.close(close_connections=True, code=1001, reason=reason)
             await self._server.wait_closed()
 
-    def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def _check_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        """The whole admission decision, before the websocket upgrade."""
+        refused = self._check_form(connection, request) or self._check_capacity(connection)
+        if refused is not None:
+            return refused
+        return await self._check_credentials(connection, request)
+
+    def _check_form(self, connection: ServerConnection, request: Request) -> Response | None:
         if identity_from_path(request.path) is None:
             self._metrics.handshakes.labels("refused_identity").inc()
             log.warning("refused a charger: unacceptable identity in path %r", request.path[:200])
@@ -144,6 +243,62 @@ class ChargerServer:
             )
         return None
 
+    def _check_capacity(self, connection: ServerConnection) -> Response | None:
+        address = _address(connection)
+        if self._max_connections and self._open >= self._max_connections:
+            self._metrics.handshakes.labels("refused_capacity").inc()
+            self._metrics.limit_breaches.labels("connections").inc()
+            log.warning("refused a charger from %s: %d connections open", address, self._open)
+            return connection.respond(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                "The gateway holds its maximum of connections; connect again later.\n",
+            )
+        if self._max_per_address and self._per_address[address] >= self._max_per_address:
+            self._metrics.handshakes.labels("refused_address_limit").inc()
+            self._metrics.limit_breaches.labels("connections_per_address").inc()
+            log.warning(
+                "refused a charger from %s: %d connections from that address",
+                address,
+                self._per_address[address],
+            )
+            return connection.respond(
+                HTTPStatus.TOO_MANY_REQUESTS,
+                "Too many connections from this address.\n",
+            )
+        return None
+
+    async def _check_credentials(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        if self._authenticator is None:
+            return None
+        station_id = identity_from_path(request.path)
+        assert station_id is not None, "checked by _check_form"
+        try:
+            refusal = await self._authenticator.check(
+                station_id,
+                request.headers.get("Authorization"),
+                _peer_certificate(connection),
+                tls=self._tls is not None,
+            )
+        except StateError:
+            log.exception("cannot read the credentials of charger %s", station_id)
+            refusal = store_unavailable()
+        if refusal is None:
+            return None
+        return self._refuse(connection, station_id, refusal)
+
+    def _refuse(self, connection: ServerConnection, station_id: str, refusal: Refusal) -> Response:
+        self._metrics.handshakes.labels(refusal.outcome).inc()
+        # The reason never holds a secret: charger_auth writes it from facts only.
+        log.warning(
+            "refused charger %s from %s: %s", station_id, _address(connection), refusal.reason
+        )
+        response = connection.respond(refusal.status, refusal.body)
+        for name, value in refusal.headers:
+            response.headers[name] = value
+        return response
+
     async def _handle(self, ws: ServerConnection) -> None:
         station_id = identity_from_path(ws.request.path if ws.request else "")
         if station_id is None or ws.subprotocol is None:  # checked at the handshake
@@ -153,7 +308,65 @@ class ChargerServer:
         self._metrics.handshakes.labels("accepted").inc()
         gauge = self._metrics.connections.labels("charger", protocol)
         gauge.inc()
+        address = _address(ws)
+        self._open += 1
+        self._per_address[address] += 1
+        rate = (
+            MessageRate(self._max_message_rate, self._message_burst)
+            if self._max_message_rate
+            else None
+        )
         try:
-            await self._on_charger(WebsocketChargerLink(ws, station_id, protocol))
+            await self._on_charger(
+                WebsocketChargerLink(ws, station_id, protocol, metrics=self._metrics, rate=rate)
+            )
         finally:
             gauge.dec()
+            self._open -= 1
+            self._per_address[address] -= 1
+            if not self._per_address[address]:
+                del self._per_address[address]
+
+
+def _handshake_timed(metrics: GatewayMetrics) -> type[ServerConnection]:
+    """A connection class that counts opening handshakes cut off by ``open_timeout``
+    (websockets cancels them and drops the socket without telling the handler)."""
+
+    class HandshakeTimedConnection(ServerConnection):
+        async def handshake(self, *args: Any, **kwargs: Any) -> None:
+            try:
+                await super().handshake(*args, **kwargs)
+            except asyncio.CancelledError:
+                metrics.limit_breaches.labels("handshake_timeout").inc()
+                log.info("dropped a connection from %s: no handshake in time", _address(self))
+                raise
+
+    return HandshakeTimedConnection
+
+
+def _address(connection: ServerConnection) -> str:
+    peer = connection.remote_address
+    return str(peer[0]) if peer else "unknown"
+
+
+def _peer_certificate(connection: ServerConnection) -> bytes | None:
+    """The client certificate TLS verified (DER), or None (no TLS, or none presented)."""
+    ssl_object = connection.transport.get_extra_info("ssl_object")
+    if ssl_object is None:
+        return None
+    der: bytes | None = ssl_object.getpeercert(binary_form=True)
+    return der
+
+
+def server_tls_context(cert: str, key: str, client_ca: str | None) -> ssl.SSLContext:
+    """The charger listener's TLS: TLS 1.2 or newer (1.6 Security Whitepaper §2.4);
+    with ``client_ca``, charger certificates are verified against it but optional, so
+    profile 2 chargers (password) and profile 3 chargers (certificate) share a listener;
+    charger_auth requires the certificate where the profile says so."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    if client_ca is not None:
+        context.load_verify_locations(cafile=client_ca)
+        context.verify_mode = ssl.CERT_OPTIONAL
+    return context

@@ -14,16 +14,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from urllib.parse import quote
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote, urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidMessage,
+    InvalidStatus,
+    InvalidURI,
+)
 
 from gateway.errors import PeerUnavailable
 from gateway.metrics import GatewayMetrics
 from gateway.ocppj import Version
+from gateway.transport.upstream_security import WEBSOCKETS_LOGGER, UpstreamSecurity
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +54,18 @@ def station_url(base: str, station_id: str) -> str:
     return f"{base.rstrip('/')}/{quote(station_id, safe='')}"
 
 
+def _shown_url(url: str) -> str:
+    """``url`` for log lines: a password in its user info is masked."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, hostinfo = parts.netloc.rpartition("@")
+    return parts._replace(netloc=f"{userinfo.partition(':')[0]}:***@{hostinfo}").geturl()
+
+
+_REFUSED_CREDENTIALS = (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN)
+
+
 class UpstreamLink:
     def __init__(
         self,
@@ -56,8 +78,12 @@ class UpstreamLink:
         max_frame_bytes: int = 2**20,
         ping_interval: float | None = 60.0,
         open_timeout: float = 10.0,
+        security: UpstreamSecurity | None = None,
     ) -> None:
         self._url = station_url(url, station_id)
+        self._shown_url = _shown_url(self._url)
+        self._station_id = station_id
+        self._security = security or UpstreamSecurity()
         self._metrics = metrics
         self._reconnect = reconnect
         self._backoff = backoff or Backoff()
@@ -96,6 +122,9 @@ class UpstreamLink:
                 return
 
     async def _open(self, attempt: int) -> ClientConnection | None:
+        options: dict[str, Any] = {}
+        if self._security.ssl is not None:  # else websockets' default: none for ws://
+            options["ssl"] = self._security.ssl
         try:
             ws = await connect(
                 self._url,
@@ -104,11 +133,35 @@ class UpstreamLink:
                 max_size=self._max_frame_bytes,
                 open_timeout=self._open_timeout,
                 ping_interval=self._ping_interval,
+                additional_headers=self._security.headers,
+                logger=WEBSOCKETS_LOGGER,  # its DEBUG header dump would show the password
+                **options,
             )
-        except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            if status in _REFUSED_CREDENTIALS:
+                if attempt:
+                    self._metrics.upstream_reconnects.labels("unauthorized").inc()
+                log.error(
+                    "the CSMS refused station %s's credentials (HTTP %d)%s",
+                    self._station_id,
+                    status,
+                    "" if self._security.headers else ": no upstream password is configured",
+                )
+            else:
+                self._failed(attempt, exc)
+            return None
+        except ssl.SSLCertVerificationError as exc:
             if attempt:
                 self._metrics.upstream_reconnects.labels("failed").inc()
-            log.warning("cannot connect to the CSMS at %s: %s", self._url, exc)
+            log.error(
+                "cannot verify the CSMS's certificate: %s (%s)",
+                exc.verify_message or exc.reason or exc,
+                self._shown_url,
+            )
+            return None
+        except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
+            self._failed(attempt, exc)
             return None
         if ws.subprotocol != Version.V201.value:
             log.error("the CSMS did not accept subprotocol %s; closing", Version.V201.value)
@@ -117,6 +170,23 @@ class UpstreamLink:
         if attempt:
             self._metrics.upstream_reconnects.labels("connected").inc()
         return ws
+
+    def _failed(self, attempt: int, exc: BaseException) -> None:
+        if attempt:
+            self._metrics.upstream_reconnects.labels("failed").inc()
+        hint = ""
+        if (
+            self._security.ssl is not None
+            and isinstance(exc, InvalidMessage)
+            and isinstance(exc.__cause__, EOFError)
+        ):
+            # TLS 1.3 reports a refused client certificate only as an alert after the
+            # handshake, which the client sees as the connection closing: say so.
+            hint = (
+                " (a CSMS requiring client certificates, security profile 3, closes the "
+                "connection like this when the certificate is missing or not trusted)"
+            )
+        log.warning("cannot connect to the CSMS at %s: %s%s", self._shown_url, exc, hint)
 
     async def _serve(
         self,
@@ -128,7 +198,7 @@ class UpstreamLink:
         self._connected.set()
         gauge = self._metrics.connections.labels("csms", Version.V201)
         gauge.inc()
-        log.info("connected to the CSMS at %s", self._url)
+        log.info("connected to the CSMS at %s", self._shown_url)
         try:
             async for message in ws:
                 text = message if isinstance(message, str) else message.decode("utf-8", "replace")

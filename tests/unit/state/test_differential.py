@@ -1,10 +1,11 @@
 """The three stores, driven through the same random histories, answer the same.
 
 Hypothesis writes histories of commits (transactions moving between legacy ids, ending,
-colliding; appends and deliveries; cached authorizations in any case) and prunes; after
-every step the memory, SQLite and Redis stores must agree on what failed and on
-everything readable. Outbox positions are compared by the message they name: the
-stores number them differently (Redis per station), only their order is the contract.
+colliding; appends and deliveries; cached authorizations in any case), prunes and
+charger credentials stored, replaced or revoked; after every step the memory, SQLite
+and Redis stores must agree on what failed and on everything readable. Outbox positions
+are compared by the message they name: the stores number them differently (Redis per
+station), only their order is the contract.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.state import Change, OutboxMessage, StateError, Store, TransactionRecord
+from gateway.state import (
+    Change,
+    CredentialRecord,
+    OutboxMessage,
+    StateError,
+    Store,
+    TransactionRecord,
+)
 from gateway.state.memory import MemoryStore
 from gateway.state.redis import RedisStore
 from gateway.state.sqlite import SqliteStore
@@ -27,6 +35,7 @@ from gateway.state.sqlite import SqliteStore
 STATIONS = ("CP1", "CP2")
 TRANSACTION_IDS = ("tx-1", "tx-2", "tx-3")
 TOKENS = ("Tag", "TAG", "other")
+HASHES = ("$scrypt$ln=14,r=8,p=1$one$one", "$scrypt$ln=14,r=8,p=1$two$two", "$scrypt$x")
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,16 @@ class Commit:
 @dataclass(frozen=True)
 class Prune:
     ended_before: float
+
+
+@dataclass(frozen=True)
+class PutCredential:
+    record: CredentialRecord
+
+
+@dataclass(frozen=True)
+class RevokeCredential:
+    station_id: str
 
 
 commits = st.builds(
@@ -63,8 +82,23 @@ commits = st.builds(
     ).map(tuple),
     clear=st.booleans(),
 )
+hashes = st.lists(st.sampled_from(HASHES), max_size=2).map(tuple)
+credentials = st.builds(
+    CredentialRecord,
+    station_id=st.sampled_from(STATIONS),
+    password_hashes=hashes,
+    previous_hashes=hashes,
+    updated_at=st.sampled_from([0.0, 1714564800.5]),
+).map(PutCredential)
+Step = Commit | Prune | PutCredential | RevokeCredential
 histories = st.lists(
-    st.one_of(commits, st.builds(Prune, st.sampled_from([20.0, 40.0]))), max_size=10
+    st.one_of(
+        commits,
+        st.builds(Prune, st.sampled_from([20.0, 40.0])),
+        credentials,
+        st.builds(RevokeCredential, st.sampled_from(STATIONS)),
+    ),
+    max_size=12,
 )
 
 
@@ -104,10 +138,14 @@ class Replay:
             clear_authorizations=step.clear,
         )
 
-    async def apply(self, step: Commit | Prune, serial: int) -> Any:
+    async def apply(self, step: Step, serial: int) -> Any:
         try:
             if isinstance(step, Prune):
                 return await self.store.prune(step.ended_before)
+            if isinstance(step, PutCredential):
+                return await self.store.put_credential(step.record)
+            if isinstance(step, RevokeCredential):
+                return await self.store.delete_credential(step.station_id)
             positions = await self.store.commit(step.station_id, self.change(step, serial))
         except StateError:
             return "StateError"
@@ -128,15 +166,15 @@ class Replay:
                 [await store.find_transaction(station_id, legacy_id=n) for n in (1, 2, 3)],
                 [replace(m, position=0) for m in await store.pending_outbox(station_id)],
                 [await store.get_authorization(station_id, token) for token in TOKENS],
+                await store.get_credential(station_id),
             )
+        seen["credentials"] = await self.store.list_credentials()
         return seen
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(history=histories)
-def test_the_three_stores_agree_on_every_history(
-    redis_url: str, history: list[Commit | Prune]
-) -> None:
+def test_the_three_stores_agree_on_every_history(redis_url: str, history: list[Step]) -> None:
     """Same outcomes, same reads, after every step of any history."""
     prefix = f"ocppgw-test:{uuid.uuid4().hex}:"
 

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from gateway.ocppj import Payload
 from gateway.state import (
     Change,
+    CredentialRecord,
     OutboxMessage,
     StaleLease,
     StateError,
@@ -717,6 +718,152 @@ async def test_lease_tokens_survive_reopen(durable: Factory) -> None:
         await store.close()
 
 
+# --- charger credentials (security profiles 1 and 2) -------------------------------------
+
+# Stores keep hashes as opaque strings: PHC-shaped ones, without paying for the KDF.
+HASH_A = "$scrypt$ln=14,r=8,p=1$c2FsdHNhbHRzYWx0c2FsdA$a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U"
+HASH_B = "$scrypt$ln=14,r=8,p=1$dGxhc3RsYXN0bGFzdHRsYQ$eWVreWVreWVreWVreWVreWVreWVreWVreWU"
+HASH_C = "$scrypt$ln=15,r=8,p=1$b3RoZXJvdGhlcm90aGVyb3Q$b3RoZXJvdGhlcm90aGVyb3RoZXJvdGhlcm8"
+
+
+def credential(station_id: str = "CP1", **changes: Any) -> CredentialRecord:
+    values: dict[str, Any] = {"password_hashes": (HASH_A,), "updated_at": 1714564800.25} | changes
+    return CredentialRecord(station_id, **values)
+
+
+async def test_a_credential_round_trips_every_field(store: Store) -> None:
+    """Hashes come back in their order, previous ones and the time included."""
+    record = credential(password_hashes=(HASH_A, HASH_B), previous_hashes=(HASH_C,))
+
+    await store.put_credential(record)
+
+    assert await store.get_credential("CP1") == record
+
+
+async def test_a_credential_without_previous_hashes_has_an_empty_tuple(store: Store) -> None:
+    """No rotation pending: previous_hashes is () (not None, not a list)."""
+    await store.put_credential(CredentialRecord("CP1", (HASH_A,)))
+
+    found = await store.get_credential("CP1")
+    assert found == CredentialRecord("CP1", (HASH_A,), (), 0.0)
+    assert found is not None and found.previous_hashes == ()
+
+
+async def test_unknown_station_has_no_credential(store: Store) -> None:
+    """Nothing stored: None, and an empty list."""
+    assert await store.get_credential("CP1") is None
+    assert await store.list_credentials() == []
+
+
+async def test_put_credential_replaces_the_whole_record(store: Store) -> None:
+    """A second put is the record: a rotation's previous hashes go when the new has none."""
+    await store.put_credential(credential(password_hashes=(HASH_A,), previous_hashes=(HASH_B,)))
+    replacement = credential(password_hashes=(HASH_C,), updated_at=1714568400.0)
+
+    await store.put_credential(replacement)
+
+    assert await store.get_credential("CP1") == replacement
+    assert await store.list_credentials() == [replacement]
+
+
+async def test_delete_credential_says_whether_there_was_one(store: Store) -> None:
+    """Revoke: True the first time, False after; the record is gone from get and list."""
+    await store.put_credential(credential())
+
+    assert await store.delete_credential("CP1") is True
+    assert await store.delete_credential("CP1") is False
+    assert await store.get_credential("CP1") is None
+    assert await store.list_credentials() == []
+
+
+async def test_credentials_are_listed_by_station_id(store: Store) -> None:
+    """Every record, in station id order (as strings: CP10 before CP2)."""
+    for station_id in ("CP3", "CP10", "CP1", "CP2"):
+        await store.put_credential(credential(station_id))
+
+    listed = await store.list_credentials()
+
+    assert [record.station_id for record in listed] == ["CP1", "CP10", "CP2", "CP3"]
+    assert listed[0] == credential("CP1")
+
+
+async def test_two_stations_credentials_are_independent(store: Store) -> None:
+    """One station's put and revoke leave another's record (and station record) alone."""
+    await store.put_station(station("CP1"))
+    await store.put_credential(credential("CP1", password_hashes=(HASH_A,)))
+    await store.put_credential(credential("CP2", password_hashes=(HASH_B,)))
+
+    await store.put_credential(credential("CP1", password_hashes=(HASH_C,)))
+    assert await store.get_credential("CP2") == credential("CP2", password_hashes=(HASH_B,))
+
+    assert await store.delete_credential("CP2") is True
+    assert await store.get_credential("CP1") == credential("CP1", password_hashes=(HASH_C,))
+    assert await store.get_station("CP1") == station("CP1")
+    assert await store.delete_credential("CP3") is False
+
+
+async def test_credentials_survive_close_and_reopen(durable: Factory) -> None:
+    """A stored, replaced and revoked credential reads the same after a restart."""
+    kept = credential("CP1", password_hashes=(HASH_B, HASH_C), previous_hashes=(HASH_A,))
+    store = await opened(durable)
+    try:
+        await store.put_credential(credential("CP1"))
+        await store.put_credential(kept)
+        await store.put_credential(credential("CP2"))
+        await store.delete_credential("CP2")
+    finally:
+        await store.close()
+
+    store = await opened(durable)
+    try:
+        assert await store.get_credential("CP1") == kept
+        assert await store.get_credential("CP2") is None
+        assert await store.list_credentials() == [kept]
+        assert await store.delete_credential("CP2") is False
+    finally:
+        await store.close()
+
+
+async def test_credentials_survive_reopening_the_sqlite_file(path: str) -> None:
+    """SQLite: the record is in the file, under the latest schema."""
+    store = await reopened(path)
+    try:
+        await store.put_credential(credential(previous_hashes=(HASH_B,)))
+    finally:
+        await store.close()
+
+    store = await reopened(path)
+    try:
+        assert await store.list_credentials() == [credential(previous_hashes=(HASH_B,))]
+    finally:
+        await store.close()
+    assert _user_version(path) == LATEST_SCHEMA
+
+
+async def test_a_corrupt_stored_credential_is_a_state_error_that_does_not_show_it(
+    path: str,
+) -> None:
+    """A column that is not a JSON array of strings: StateError naming the station only."""
+    store = await reopened(path)
+    await store.close()
+    db = sqlite3.connect(path)
+    db.execute(
+        "INSERT INTO credentials (station_id, password_hashes, previous_hashes, updated_at) "
+        "VALUES ('CP1', ?, '[]', 0)",
+        (HASH_A,),  # a bare hash, not an array of them
+    )
+    db.commit()
+    db.close()
+
+    store = await reopened(path)
+    try:
+        with pytest.raises(StateError, match="CP1") as raised:
+            await store.get_credential("CP1")
+    finally:
+        await store.close()
+    assert HASH_A not in str(raised.value)
+
+
 # --- lifecycle and durability --------------------------------------------------------
 
 
@@ -821,6 +968,8 @@ async def test_a_version_2_database_is_migrated_keeping_its_stations(path: str) 
         assert await store.commit("CP1", Change(transactions=(transaction(),), append=(message(),)))
         assert await store.allocate_legacy_id("CP1") == 2
         assert await store.acquire_lease("CP1", "replica-a", LONG) == 1
+        await store.put_credential(credential())
+        assert await store.list_credentials() == [credential()]
     finally:
         await store.close()
     assert _user_version(path) == LATEST_SCHEMA

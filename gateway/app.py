@@ -21,7 +21,6 @@ import logging
 import os
 import resource
 import socket
-import ssl
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -32,7 +31,7 @@ from pathlib import Path
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
-from gateway.config import ConfigError, Settings
+from gateway.config import Settings
 from gateway.mappings import load_tables
 from gateway.metrics import GatewayMetrics
 from gateway.ocppj import Version
@@ -131,14 +130,7 @@ class Gateway:
         self.authenticator = ChargerAuthenticator(settings, self.store)
         tls = None
         if settings.tls_cert is not None and settings.tls_key is not None:
-            try:
-                tls = server_tls_context(
-                    settings.tls_cert, settings.tls_key, settings.tls_client_ca
-                )
-            except (OSError, ssl.SSLError) as exc:
-                raise ConfigError(
-                    f"tls_cert/tls_key/tls_client_ca: cannot load {settings.tls_cert}: {exc}"
-                ) from None
+            tls = server_tls_context(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
         self._chargers = _DrainingChargerServer(
             host=host,
             port=port,

@@ -90,7 +90,28 @@ def _check_config(settings: Settings) -> int:
         f"device model OK: {len(rows)} variables, {sum(r.key is not None for r in rows)} "
         f"from 1.6 keys; vendor files: {vendors or 'none'}"
     )
+    _check_security_files(settings)
     return 0
+
+
+def _check_security_files(settings: Settings) -> None:
+    """Load what ``serve`` loads at start-up: TLS files, keys, password hashes
+    (ConfigError names the file or the charger, never a secret)."""
+    # Imported here: keep `--help` fast (ssl contexts, cryptography).
+    from gateway.state import open_store  # noqa: PLC0415
+    from gateway.transport.charger_auth import ChargerAuthenticator  # noqa: PLC0415
+    from gateway.transport.server import server_tls_context  # noqa: PLC0415
+    from gateway.transport.upstream_security import UpstreamSecurityFactory  # noqa: PLC0415
+
+    ChargerAuthenticator(settings, open_store(settings.state))  # parses every password_hash
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        server_tls_context(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+    UpstreamSecurityFactory(settings)
+    profile = settings.security_profile
+    print(
+        f"security OK: charger listener {'wss' if settings.tls else 'ws'}, profile {profile}, "
+        f"{len(settings.chargers)} [chargers] tables"
+    )
 
 
 _EXAMPLE_CSMS_KEEP = 1000  # received messages kept in memory by the long-running example CSMS

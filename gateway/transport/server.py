@@ -42,6 +42,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
+from gateway.config import ConfigError
 from gateway.errors import PeerUnavailable
 from gateway.metrics import GatewayMetrics
 from gateway.ocppj import Version
@@ -362,11 +363,22 @@ def server_tls_context(cert: str, key: str, client_ca: str | None) -> ssl.SSLCon
     """The charger listener's TLS: TLS 1.2 or newer (1.6 Security Whitepaper §2.4);
     with ``client_ca``, charger certificates are verified against it but optional, so
     profile 2 chargers (password) and profile 3 chargers (certificate) share a listener;
-    charger_auth requires the certificate where the profile says so."""
+    charger_auth requires the certificate where the profile says so.
+
+    Raises:
+        ConfigError: a file cannot be read or used (naming the setting, not the content).
+    """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert, key)
+    try:
+        # An empty password callback: an encrypted key fails here instead of prompting.
+        context.load_cert_chain(cert, key, password=lambda: b"")
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"tls_cert/tls_key: cannot use {cert} with {key}: {exc}") from None
     if client_ca is not None:
-        context.load_verify_locations(cafile=client_ca)
+        try:
+            context.load_verify_locations(cafile=client_ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"tls_client_ca: cannot use {client_ca}: {exc}") from None
         context.verify_mode = ssl.CERT_OPTIONAL
     return context

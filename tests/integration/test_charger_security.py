@@ -464,3 +464,27 @@ def test_settings_refuse_negative_limits(csms: CsmsSim, tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         gateway_settings(csms, tmp_path, handshake_timeout=0)
     assert isinstance(gateway_settings(csms, tmp_path, max_message_rate=0), Settings)
+
+
+def test_check_config_loads_the_tls_files_and_password_hashes(
+    tmp_path: Path, pki: CA, password_hash: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`check-config` fails where `serve` would: a key that is not the certificate's, a
+    broken password_hash (named by charger, never echoed)."""
+    from gateway.cli import main  # noqa: PLC0415
+
+    cert, key = pki.issue_server(tmp_path / "pki")
+    _, other_key = pki.issue_server(tmp_path / "pki")
+    base = ["check-config", "--upstream", "ws://127.0.0.1:1", "--state", "memory://"]
+    good = tmp_path / "good.toml"
+    good.write_text(f'[chargers."CP-1"]\npassword_hash = "{password_hash}"\n')
+    assert main([*base, "--config", str(good), "--tls-cert", str(cert), "--tls-key", str(key),
+                 "--security-profile", "2"]) == 0  # fmt: skip
+    assert "security OK: charger listener wss, profile 2" in capsys.readouterr().out
+    assert main([*base, "--tls-cert", str(cert), "--tls-key", str(other_key)]) == 2
+    assert "tls_cert/tls_key" in capsys.readouterr().err
+    broken = tmp_path / "broken.toml"
+    broken.write_text('[chargers."CP-1"]\npassword_hash = "$scrypt$ln=99,r=8,p=1$AAAA$AAAA"\n')
+    assert main([*base, "--config", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert 'chargers."CP-1": password_hash' in err and "AAAA" not in err

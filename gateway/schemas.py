@@ -72,15 +72,17 @@ _RULE_CODES: Final[dict[str, ErrorCode]] = {
 
 # fastjsonschema 2.22's format regexes, the checks the gateway has always made. A
 # calendar date: the day exists in its month, 29 February only in a leap year.
+# Year 0001-9999 (no year 0000: RFC 3339 dates are Gregorian years a datetime can hold).
+_YEAR: Final = r"(?!0000)\d{4}"
 _DATE: Final = (
-    r"\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)"
+    rf"{_YEAR}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)"
     r"|02-(?:0[1-9]|1\d|2[0-8]))"
     r"|(?:\d\d(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)-02-29"
 )
 FORMAT_PATTERNS: Final[dict[str, str]] = {
     "date-time": (
-        rf"^(?:{_DATE})(t|T)(?:[01]\d|2[0-3]):[0-5]\d:(?:[0-5]\d|60)(?:\.\d+)?"
-        r"(?:[+-](?:[01]\d|2[0-3]):[0-5]\d|[+-](?:[01]\d|2[0-3])[0-5]\d|z|Z)\Z"
+        rf"^(?!0000)(?:{_DATE})(t|T)(?:[01]\d|2[0-3]):[0-5]\d:(?:[0-5]\d|60)(?:\.\d+)?"
+        r"(?:[+-](?:[01]\d|2[0-3]):[0-5]\d|z|Z)\Z"  # RFC 3339 §5.6: the offset has a colon
     ),
     "uri": r"^\w+:(\/?\/?)[^\s]+\Z",
 }

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Final
 
+from gateway.errors import ErrorCode, InvalidPayload
 from gateway.ocppj import Payload
 from gateway.translate.layout import EvseLayout
 from gateway.translate.tables import TranslationTables
@@ -245,7 +246,14 @@ def normalise_datetime(text: str) -> str:
         return text
     if moment.tzinfo is None:  # OCPP 1.6 §7.x: times are UTC
         moment = moment.replace(tzinfo=UTC)
-    return format_datetime(moment)
+    try:
+        return format_datetime(moment)
+    except OverflowError:
+        # 0001-01-01T00:00:00+01:00 is valid RFC 3339, but before year 1 in UTC.
+        raise InvalidPayload(
+            f"{text!r} is outside the years 1 to 9999 in UTC",
+            code=ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+        ) from None
 
 
 ADDITIONAL_INFO_MAX: Final = 512  # 2.0.1 StatusInfoType.additionalInfo

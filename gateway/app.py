@@ -7,6 +7,13 @@ the first: the old session's upstream link is closed *before* the new one opens 
 CSMSs misroute when two connections carry one station id), then the old charger
 connection is closed, as a charger reconnecting after a half-open TCP connection expects.
 
+Routing (issue 9, ``gateway.fleet``): a 1.6 charger is translated to the 2.0.1 CSMS or
+passed through untouched to the legacy 1.6 CSMS (``legacy_upstream``), as the routing
+table decides at its connection, unless a transaction still open on the other route
+pins it there until that ends; native 2.0.1 chargers always pass through. The table
+(the config file's rules merged with the admin API's, kept in the store) and the moves
+between routes are :class:`~gateway.fleet.GatewayFleet`'s, which the admin API drives.
+
 Shutdown (SIGTERM, :meth:`Gateway.stop`) drains within ``shutdown_grace`` seconds: new
 chargers are refused with HTTP 503 and ``/readyz`` fails at once; every station's outbox
 gets up to half the grace to reach the CSMS (through a reconnect too); then the chargers
@@ -27,27 +34,42 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
+from gateway.admin.api import admin_api
 from gateway.config import Settings
+from gateway.fleet import (
+    PASSTHROUGH,
+    ConnectedCharger,
+    GatewayFleet,
+    MovableLink,
+    Placement,
+    idle_closer,
+    translated_busy,
+)
+from gateway.lean import LeanEvent
 from gateway.mappings import load_tables
 from gateway.metrics import GatewayMetrics
 from gateway.ocppj import Version
 from gateway.ops_http import OpsServer
+from gateway.routing import Route
 from gateway.session.bridge import SessionSettings, TranslatingSession
 from gateway.session.credentials import rotate_authorization_key
-from gateway.session.links import FrameObserver
+from gateway.session.legacy import LegacySession
+from gateway.session.links import ChargerLink, CsmsLink, FrameObserver
 from gateway.session.ownership import FencedStore, Lease, LeaseKeeper
 from gateway.session.passthrough import PassThroughSession
+from gateway.session.shadow import ShadowMirror
 from gateway.state import InstrumentedStore, StateError, Store, open_store
 from gateway.translate.layout import EvseLayout
 from gateway.translate.tables import TranslationTables
 from gateway.transport.charger_auth import BASIC_AUTH_PROFILES, ChargerAuthenticator
 from gateway.transport.server import ChargerServer, WebsocketChargerLink, server_tls_context
 from gateway.transport.upstream import Backoff, UpstreamLink
-from gateway.transport.upstream_security import UpstreamSecurityFactory
+from gateway.transport.upstream_security import UpstreamSecurity, UpstreamSecurityFactory
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +101,17 @@ def _connections_the_file_limit_allows() -> int:
     return max(1, (soft - _RESERVED_FILES) // 2)
 
 
+Session = TranslatingSession | PassThroughSession  # LegacySession is a PassThroughSession
+
+
 @dataclass(slots=True)
 class _Running:
     link: WebsocketChargerLink
     upstream: UpstreamLink
-    session: TranslatingSession | PassThroughSession
-    done: asyncio.Event = field(default_factory=asyncio.Event)
+    session: Session
+    charger: ConnectedCharger
+    mirror: ShadowMirror | None = None
+    done: LeanEvent = field(default_factory=LeanEvent)
 
 
 class _DrainingChargerServer(ChargerServer):
@@ -173,6 +200,16 @@ class Gateway:
             )
         self._renewing: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
+        #: The routing table, the connected chargers, moves and traces (the admin API's
+        #: :class:`gateway.admin.fleet.Fleet`).
+        self.fleet = GatewayFleet(
+            store=self.store,
+            metrics=self.metrics,
+            config_rules=settings.routes,
+            default_route=Route(settings.default_route),
+            legacy_available=settings.legacy_upstream is not None,
+            observer=observer,
+        )
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -193,13 +230,18 @@ class Gateway:
             directory = Path(self.settings.mappings) if self.settings.mappings else None
             self._tables = load_tables(directory)
         await self.store.open()
+        await self.fleet.load()
         self._pruning = asyncio.create_task(self._prune_ended_transactions())
         if self._leases is not None:
             self._renewing = asyncio.create_task(self._leases.run())
         ops = self.settings.metrics_host_port()
         if ops is not None:
             self._ops = OpsServer(
-                host=ops[0], port=ops[1], registry=self.metrics.registry, readiness=self.ready
+                host=ops[0],
+                port=ops[1],
+                registry=self.metrics.registry,
+                readiness=self.ready,
+                admin=admin_api(self.fleet, self.settings.admin_token),
             )
             await self._ops.start()
         profile = await self.authenticator.resolve_default_profile()
@@ -216,6 +258,12 @@ class Gateway:
             profile,
             self.upstream_url,
         )
+        if self.settings.legacy_upstream is not None:
+            log.info(
+                "legacy upstream %s; default route %s",
+                _shown(self.settings.legacy_upstream),
+                self.settings.default_route,
+            )
 
     async def wait_until_gone(self, station_id: str) -> None:
         """Return once the station's current connection here (if any) has ended."""
@@ -292,17 +340,6 @@ class Gateway:
 
     async def _serve_charger(self, link: WebsocketChargerLink) -> None:
         station_id = link.station_id
-        upstream = UpstreamLink(
-            url=self.upstream_url,
-            station_id=station_id,
-            metrics=self.metrics,
-            # Native 2.0.1: mirror the connection (Part 4 §6.3); translated: reconnect.
-            reconnect=link.protocol is Version.V16,
-            backoff=Backoff(self.settings.backoff_initial, self.settings.backoff_max),
-            max_frame_bytes=self.settings.max_frame_bytes,
-            ping_interval=self.settings.ping_interval,
-            security=self._upstream_security.for_station(station_id),
-        )
         lock = self._locks.setdefault(station_id, asyncio.Lock())
         async with lock:
             previous = self._sessions.get(station_id)
@@ -318,18 +355,140 @@ class Gateway:
             if lease is not None:
                 assert self._leases is not None
                 store = FencedStore(self.store, self._leases, lease)
-            running = _Running(link, upstream, self._session_for(link, upstream, store))
+            try:
+                running = await self._start(link, store)
+            except StateError:
+                log.exception("cannot read the station's route; refusing the charger for now")
+                if lease is not None and self._leases is not None:
+                    await self._leases.release(lease)
+                await link.close(*TRY_AGAIN_LATER)
+                return
             if lease is not None:
                 lease.on_lost = lambda _why: self._owned_elsewhere(running)
             self._sessions[station_id] = running
+            self.fleet.register(running.charger)
+        mirroring = (
+            asyncio.create_task(running.mirror.run()) if running.mirror is not None else None
+        )
         try:
             await running.session.run()
         finally:
+            self.fleet.unregister(running.charger)
+            if running.mirror is not None and mirroring is not None:
+                await running.mirror.close()
+                mirroring.cancel()
+                await asyncio.gather(mirroring, return_exceptions=True)
             if lease is not None and self._leases is not None:
                 await self._leases.release(lease)
             if self._sessions.get(station_id) is running:
                 del self._sessions[station_id]
             running.done.set()
+
+    async def _start(self, link: WebsocketChargerLink, store: Store) -> _Running:
+        """The charger's route, upstream link and session. StateError: the store could
+        not tell the route (the charger is refused, to reconnect later)."""
+        station_id = link.station_id
+        if link.protocol is Version.V201:
+            charger = ConnectedCharger(
+                station_id=station_id, protocol=link.protocol, route=PASSTHROUGH
+            )
+            upstream = self._upstream(station_id, self.upstream_url, Version.V201)
+            session: Session = PassThroughSession(
+                charger=link,
+                csms=upstream,
+                metrics=self.metrics,
+                upstream_wait=self.settings.upstream_wait,
+                observer=self.fleet.observer_for(charger),
+                validate_inbound=self.settings.validate_inbound,
+            )
+            return _Running(link, upstream, session, charger)
+        placement = await self.fleet.place(station_id, store)
+        boot = placement.boot
+        charger = ConnectedCharger(
+            station_id=station_id,
+            protocol=link.protocol,
+            route=placement.route.value,
+            shadow=placement.shadow,
+            rule=placement.rule,
+            vendor=_text(boot.get("chargePointVendor")),
+            model=_text(boot.get("chargePointModel")),
+            firmware=_text(boot.get("firmwareVersion")),
+            pending=placement.pending,
+        )
+        mirror = self._mirror(station_id, placement) if placement.shadow else None
+        observer = self.fleet.observer_for(charger, mirror.observe if mirror else None)
+        movable = MovableLink(link)
+        if placement.route is Route.LEGACY:
+            assert self.settings.legacy_upstream is not None, "placed on legacy only with one"
+            upstream = self._upstream(station_id, self.settings.legacy_upstream, Version.V16)
+            legacy = LegacySession(
+                charger=movable,
+                csms=upstream,
+                store=store,
+                metrics=self.metrics,
+                upstream_wait=self.settings.upstream_wait,
+                observer=observer,
+                validate_inbound=self.settings.validate_inbound,
+                transactions=placement.legacy_transactions,
+            )
+
+            async def legacy_busy() -> bool:
+                return legacy.busy
+
+            charger.close_if_idle = idle_closer(charger, movable, legacy_busy)
+            return _Running(link, upstream, legacy, charger, mirror)
+        upstream = self._upstream(station_id, self.upstream_url, Version.V201, reconnect=True)
+
+        async def translated() -> bool:
+            return await translated_busy(store, station_id)
+
+        charger.close_if_idle = idle_closer(charger, movable, translated)
+        session = self._translating(movable, upstream, store, observer)
+        return _Running(link, upstream, session, charger, mirror)
+
+    def _upstream(
+        self, station_id: str, url: str, version: Version, *, reconnect: bool = False
+    ) -> UpstreamLink:
+        """Translated chargers' links reconnect; a pass-through mirrors the connection
+        (2.0.1 Part 4 §6.3): the charger is closed when its CSMS drops it."""
+        legacy = version is Version.V16
+        return UpstreamLink(
+            url=url,
+            station_id=station_id,
+            metrics=self.metrics,
+            reconnect=reconnect,
+            backoff=Backoff(self.settings.backoff_initial, self.settings.backoff_max),
+            max_frame_bytes=self.settings.max_frame_bytes,
+            ping_interval=self.settings.ping_interval,
+            # The upstream credentials are the 2.0.1 CSMS's; the legacy CSMS gets none.
+            security=UpstreamSecurity()
+            if legacy
+            else self._upstream_security.for_station(station_id),
+            subprotocol=version,
+        )
+
+    def _mirror(self, station_id: str, placement: Placement) -> ShadowMirror | None:
+        """Shadow mode: the charger's traffic mirrored, read-only, to the other CSMS."""
+        assert self._tables is not None, "start() loads the tables"
+        legacy_url = self.settings.legacy_upstream
+        if legacy_url is None:
+            return None  # the config and the admin API refuse shadow without it
+        layout = self.settings.layout_for(station_id)
+
+        def connect(station: str, version: Version) -> CsmsLink:
+            url = self.upstream_url if version is Version.V201 else legacy_url
+            return self._upstream(station, url, version, reconnect=True)
+
+        return ShadowMirror(
+            station_id=station_id,
+            primary=placement.route,
+            shadow_url=self.upstream_url if placement.route is Route.LEGACY else legacy_url,
+            metrics=self.metrics,
+            tables=self._tables,
+            settings=self._session_settings,
+            layout=EvseLayout(layout) if layout else None,
+            connect=connect,
+        )
 
     async def _take_lease(self, link: WebsocketChargerLink) -> Lease | None:
         """The station's lease (None: a store without other replicas). StateError when
@@ -376,18 +535,13 @@ class Gateway:
 
         return follow
 
-    def _session_for(
-        self, link: WebsocketChargerLink, upstream: UpstreamLink, store: Store
-    ) -> TranslatingSession | PassThroughSession:
-        if link.protocol is Version.V201:
-            return PassThroughSession(
-                charger=link,
-                csms=upstream,
-                metrics=self.metrics,
-                upstream_wait=self.settings.upstream_wait,
-                observer=self._observer,
-                validate_inbound=self.settings.validate_inbound,
-            )
+    def _translating(
+        self,
+        link: ChargerLink,
+        upstream: UpstreamLink,
+        store: Store,
+        observer: FrameObserver,
+    ) -> TranslatingSession:
         assert self._tables is not None, "start() loads the tables"
         layout = self.settings.layout_for(link.station_id)
         return TranslatingSession(
@@ -399,5 +553,18 @@ class Gateway:
             metrics=self.metrics,
             settings=self._session_settings,
             layout=EvseLayout(layout) if layout else None,
-            observer=self._observer,
+            observer=observer,
         )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _shown(url: str) -> str:
+    """``url`` for log lines, without a password in its user info."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, hostinfo = parts.netloc.rpartition("@")
+    return parts._replace(netloc=f"{userinfo.partition(':')[0]}:***@{hostinfo}").geturl()

@@ -8,9 +8,10 @@ parsed flags, an environment mapping and the file into one validated, immutable 
 Every error is a ``ConfigError`` whose message names where the bad value came from, e.g.
 ``OCPP_GATEWAY_RESPONSE_TIMEOUT: expected a number, got 'abc'``.
 
-This module must not import anything from the rest of the gateway (session, translate,
-transport, state, sim, cli): it sits at the bottom of the dependency graph.  Standard library
-only.
+This module imports nothing from the rest of the gateway but ``gateway.routing`` (the
+``[[routes]]`` rules, a bottom-layer, standard-library-only module like this one): never
+session, translate, transport, state, sim or cli.  It sits at the bottom of the dependency
+graph.  Standard library only.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import SplitResult, urlsplit
+
+from gateway.routing import Route, RouteRule, RoutingTable, rules_from_data
 
 __all__ = [
     "CONFIG_ENV",
@@ -55,9 +58,11 @@ IMMEDIATE_RESETS: tuple[str, ...] = ("soft", "hard")
 STATE_SCHEMES: tuple[str, ...] = ("sqlite", "redis", "rediss", "memory")
 UPSTREAM_SCHEMES: tuple[str, ...] = ("ws", "wss")
 SECURITY_PROFILES: tuple[str, ...] = ("auto", "0", "1", "2", "3")
+ROUTES: tuple[str, ...] = tuple(route.value for route in Route)
 
 _TOML_LAYOUT_KEYS: tuple[str, ...] = ("evse_layout", "evse_layouts")
 _TOML_CHARGERS_KEY = "chargers"
+_TOML_ROUTES_KEY = "routes"
 _CHARGER_KEYS: tuple[str, ...] = (
     "password_hash",
     "security_profile",
@@ -175,7 +180,8 @@ class EvseLayout:
 
 
 class Secret(str):
-    """A string whose repr and str never show it (upstream passwords in ``Settings``)."""
+    """A string whose repr and str never show it (upstream passwords and the admin token
+    in ``Settings``)."""
 
     __slots__ = ()
 
@@ -251,10 +257,14 @@ class Settings:
     max_connections: int = 0
     max_connections_per_address: int = 0
     handshake_timeout: float = 10.0
-    max_message_rate: float = 50.0
-    message_burst: int = 200
+    max_message_rate: float = 200.0
+    message_burst: int = 1000
+    legacy_upstream: str | None = None
+    default_route: str = "translate"
+    admin_token: Secret | None = None
     evse_layouts: tuple[EvseLayout, ...] = field(default=())
     chargers: tuple[ChargerConfig, ...] = field(default=())
+    routes: tuple[RouteRule, ...] = field(default=())
 
     def __post_init__(self) -> None:
         for spec in SETTINGS_FLAGS:
@@ -286,14 +296,23 @@ class Settings:
             raise ConfigError(f"chargers must be a tuple of ChargerConfig, got {chargers!r}")
         if isinstance(chargers, list):
             object.__setattr__(self, "chargers", tuple(chargers))
+        routes = self.routes
+        if not isinstance(routes, tuple | list) or not all(
+            isinstance(item, RouteRule) for item in routes
+        ):
+            raise ConfigError(f"routes must be a tuple of RouteRule, got {routes!r}")
+        if isinstance(routes, list):
+            object.__setattr__(self, "routes", tuple(routes))
         _check_security(self)
+        _check_routes(self.legacy_upstream, self.default_route, self.routes)
 
     def __repr__(self) -> str:
-        """Like the dataclass repr, but passwords in the upstream/state URLs are masked."""
+        """Like the dataclass repr, but passwords in the upstream/state URLs are masked
+        (and ``admin_token``, a :class:`Secret`, shows as ``Secret('***')``)."""
         shown = []
         for item in dataclasses.fields(self):
             value = getattr(self, item.name)
-            if item.name in ("upstream", "state") and isinstance(value, str):
+            if item.name in _URL_FIELDS and isinstance(value, str):
                 value = _mask_url_password(value)
             shown.append(f"{item.name}={value!r}")
         return f"Settings({', '.join(shown)})"
@@ -306,6 +325,11 @@ class Settings:
                 f"{ENV_PREFIX}UPSTREAM, or set upstream in the config file"
             )
         return self.upstream
+
+    def routing_table(self) -> RoutingTable:
+        """The config file's ``[[routes]]`` with ``default_route``: the table the admin
+        API's stored rules are merged into (``RoutingTable.merged``)."""
+        return RoutingTable(rules=self.routes, default=Route(self.default_route))
 
     def listen_host_port(self) -> tuple[str, int]:
         """``listen`` as ``(host, port)``; IPv6 brackets are removed (``[::]:9000`` -> ``::``)."""
@@ -352,7 +376,7 @@ _KIND_WORDS: Mapping[SettingKind, str] = {
 _DEFAULTS: Mapping[str, object] = {
     f.name: f.default
     for f in dataclasses.fields(Settings)
-    if f.name not in ("evse_layouts", "chargers")
+    if f.name not in ("evse_layouts", "chargers", "routes")
 }
 
 
@@ -599,6 +623,28 @@ SETTINGS_FLAGS: tuple[SettingSpec, ...] = (
         metavar="N",
         help="frames one charger may send at once above max_message_rate",
     ),
+    SettingSpec(
+        name="legacy_upstream",
+        kind="optional_str",
+        metavar="URL",
+        help="OCPP 1.6 CSMS base URL (ws:// or wss://) of the migration: chargers routed "
+        "'legacy' pass through to it untouched, subprotocol ocpp1.6, with the station id "
+        "appended as a path segment; translated chargers with shadow are mirrored to it",
+    ),
+    SettingSpec(
+        name="default_route",
+        metavar="ROUTE",
+        choices=ROUTES,
+        help="where a 1.6 charger no [[routes]] rule matches goes: 'translate' to the "
+        "2.0.1 upstream, 'legacy' to legacy_upstream (which it then needs)",
+    ),
+    SettingSpec(
+        name="admin_token",
+        kind="optional_str",
+        metavar="TOKEN",
+        help="bearer token of the admin API (routing changes); never printed; prefer the "
+        "environment variable to the flag, which other local users can see",
+    ),
 )
 
 _SPECS: Mapping[str, SettingSpec] = {spec.name: spec for spec in SETTINGS_FLAGS}
@@ -767,6 +813,44 @@ def _check_file(name: str, path: str | None) -> None:
         raise ConfigError(f"{name}: no such file {path!r}")
 
 
+def _admin_token(value: str) -> Secret:
+    # Never echo the value, not even in an error: it is a credential.
+    if not (value.isascii() and value.isprintable()) or any(ch.isspace() for ch in value):
+        raise _Problem(
+            "must be printable ASCII without whitespace (it is sent as a bearer token); "
+            "the value is not shown"
+        )
+    return value if isinstance(value, Secret) else Secret(value)
+
+
+def _check_routes(
+    legacy_upstream: str | None,
+    default_route: str,
+    routes: tuple[RouteRule, ...],
+    *,
+    default_source: str = "",
+    file: str = "",
+) -> None:
+    """Everything the routing asks of the legacy CSMS has one: the legacy route, and the
+    shadow of a translated charger (mirrored to the legacy CSMS; the shadow of a legacy
+    charger goes to ``upstream``, which serve requires anyway)."""
+    if legacy_upstream is not None:
+        return
+    how = f"set --legacy-upstream ws://old-csms/ocpp or {ENV_PREFIX}LEGACY_UPSTREAM"
+    if default_route == Route.LEGACY:
+        source = f" (from {default_source})" if default_source else ""
+        raise ConfigError(f"default_route legacy{source} needs legacy_upstream: {how}")
+    for index, rule in enumerate(routes):
+        if rule.route is Route.LEGACY:
+            what = "route legacy"
+        elif rule.shadow:
+            what = "shadow (a translated charger is mirrored to the legacy CSMS)"
+        else:
+            continue
+        where = f"{file}: " if file else ""
+        raise ConfigError(f"{where}routes[{index}]: {what} needs legacy_upstream: {how}")
+
+
 def _check_security(settings: Settings) -> None:
     """The security settings fit together (docs/security.md); files exist."""
     _both_or_neither("tls_cert", settings.tls_cert, "tls_key", settings.tls_key)
@@ -820,6 +904,8 @@ _ZERO_OK: frozenset[str] = frozenset(
 _OPTIONAL_STR: frozenset[str] = frozenset(
     s.name for s in SETTINGS_FLAGS if s.kind == "optional_str"
 )
+#: URL settings whose password ``Settings.__repr__`` masks.
+_URL_FIELDS: frozenset[str] = frozenset({"upstream", "legacy_upstream", "state"})
 
 
 def _normalise(name: str, value: object) -> object:
@@ -836,8 +922,10 @@ def _normalise(name: str, value: object) -> object:
     if isinstance(value, str):
         if name in ("listen", "metrics"):
             _check_host_port(value)
-        elif name == "upstream":
+        elif name in ("upstream", "legacy_upstream"):
             _check_upstream(value)
+        elif name == "admin_token":
+            return _admin_token(value)
         elif name == "state":
             _check_state(value)
         elif name == "mappings" and not os.path.isdir(value):
@@ -929,7 +1017,7 @@ def _read_toml(path: str) -> dict[str, object]:
 
 
 def _unknown_key_error(path: str, unknown: list[str]) -> ConfigError:
-    known = [*_SPECS, "evse_layout", _TOML_CHARGERS_KEY]
+    known = [*_SPECS, "evse_layout", _TOML_CHARGERS_KEY, _TOML_ROUTES_KEY]
     parts = []
     for key in unknown:
         close = difflib.get_close_matches(key, known, n=1)
@@ -1032,12 +1120,24 @@ def _chargers_from_toml(
     )
 
 
+def _routes_from_toml(data: dict[str, object], path: str) -> tuple[RouteRule, ...]:
+    raw = data.get(_TOML_ROUTES_KEY, [])
+    if not isinstance(raw, list):
+        raise ConfigError(f"{path}: routes must be an array of tables ([[routes]])")
+    try:
+        return rules_from_data(raw, f"{path}: routes")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def _file_layers(path: str) -> tuple[dict[str, object], tuple[EvseLayout, ...] | None]:
     data = _read_toml(path)
     unknown = sorted(
         key
         for key in data
-        if key not in _SPECS and key not in _TOML_LAYOUT_KEYS and key != _TOML_CHARGERS_KEY
+        if key not in _SPECS
+        and key not in _TOML_LAYOUT_KEYS
+        and key not in (_TOML_CHARGERS_KEY, _TOML_ROUTES_KEY)
     )
     if unknown:
         raise _unknown_key_error(path, unknown)
@@ -1093,10 +1193,13 @@ def load_settings(
     file_values: dict[str, object] = {}
     layouts: tuple[EvseLayout, ...] = ()
     chargers: tuple[ChargerConfig, ...] = ()
+    routes: tuple[RouteRule, ...] = ()
     if path is not None:
         file_values, file_layouts = _file_layers(path)
         layouts = file_layouts or ()
-        chargers = _chargers_from_toml(_read_toml(path), path, env)
+        data = _read_toml(path)
+        chargers = _chargers_from_toml(data, path, env)
+        routes = _routes_from_toml(data, path)
 
     chosen: dict[str, object] = {}
     sources: dict[str, str] = {}
@@ -1123,7 +1226,18 @@ def load_settings(
             f"backoff_initial ({initial}, from {sources['backoff_initial']}) must not exceed "
             f"backoff_max ({maximum}, from {sources['backoff_max']})"
         )
-    settings = Settings(**chosen, evse_layouts=layouts, chargers=chargers)  # type: ignore[arg-type]
+    legacy_upstream, default_route = chosen["legacy_upstream"], chosen["default_route"]
+    assert legacy_upstream is None or isinstance(legacy_upstream, str)
+    assert isinstance(default_route, str)
+    _check_routes(
+        legacy_upstream,
+        default_route,
+        routes,
+        default_source=sources["default_route"],
+        file=path or "",
+    )
+    tables = {"evse_layouts": layouts, "chargers": chargers, "routes": routes}
+    settings = Settings(**chosen, **tables)  # type: ignore[arg-type]
     return settings
 
 

@@ -74,6 +74,27 @@ class GatewayMetrics:
             ["limit"],
             registry=r,
         )
+        self.chargers_by_route = Gauge(
+            "ocpp_gateway_chargers_by_route",
+            "Connected 1.6 chargers by route (translate: to the 2.0.1 CSMS; legacy: passed "
+            "through to the 1.6 CSMS) and whether they are mirrored to the other (shadow).",
+            ["route", "shadow"],
+            registry=r,
+        )
+        self.route_moves = Counter(
+            "ocpp_gateway_route_moves_total",
+            "Chargers moved to another route, by the route they moved to and when "
+            "(now, or after_transaction: at the end of the transaction that was open).",
+            ["route", "when"],
+            registry=r,
+        )
+        self.shadow_comparisons = Counter(
+            "ocpp_gateway_shadow_comparisons_total",
+            "Shadow mode: the shadow CSMS's answer compared with the primary's, by 1.6 "
+            "action and result (agree, disagree, shadow_error: no usable shadow answer).",
+            ["action", "result"],
+            registry=r,
+        )
         self.replaced = Counter(
             "ocpp_gateway_charger_replacements_total",
             "Charger connections closed because the same station connected again.",

@@ -14,12 +14,14 @@ from gateway.config import (
     SETTINGS_FLAGS,
     ConfigError,
     EvseLayout,
+    Secret,
     Settings,
     add_settings_arguments,
     load_settings,
     settings_from_namespace,
     split_host_port,
 )
+from gateway.routing import Decision, Route, RouteRule
 
 
 def write_toml(directory: Path, text: str, name: str = "gateway.toml") -> Path:
@@ -396,10 +398,11 @@ def test_evse_layout_connectors_are_immutable_and_hashable() -> None:
 
 def test_settings_flags_cover_every_field_but_the_tables() -> None:
     """SETTINGS_FLAGS lists each Settings field except the TOML-only tables (evse_layouts,
-    chargers), with help and env names."""
+    chargers, routes), with help and env names."""
     names = [spec.name for spec in SETTINGS_FLAGS]
     fields = [field.name for field in dataclasses.fields(Settings)]
-    assert names == [name for name in fields if name not in ("evse_layouts", "chargers")]
+    tables = ("evse_layouts", "chargers", "routes")
+    assert names == [name for name in fields if name not in tables]
     assert all(spec.help for spec in SETTINGS_FLAGS)
     by_name = {spec.name: spec for spec in SETTINGS_FLAGS}
     assert by_name["response_timeout"].env_var == "OCPP_GATEWAY_RESPONSE_TIMEOUT"
@@ -473,3 +476,208 @@ def test_settings_repr_masks_url_passwords() -> None:
     settings = Settings(upstream="wss://cp:hunter2@csms/ocpp", state="redis://:hunter2@r:6379/0")
     assert "hunter2" not in repr(settings)
     assert "wss://cp:***@csms/ocpp" in repr(settings)
+
+
+# --- migration routing (issue 9): legacy upstream, default route, admin token, [[routes]] ---
+
+LEGACY = "ws://old-csms/ocpp"
+
+
+def test_routing_settings_default_to_translate_without_legacy_or_admin() -> None:
+    settings = load_settings({}, {})
+    assert settings.legacy_upstream is None
+    assert settings.default_route == "translate"
+    assert settings.admin_token is None
+    assert settings.routes == ()
+    assert settings.routing_table().decide("CP-1", vendor=None, model=None) == Decision(
+        Route.TRANSLATE, False, "default"
+    )
+
+
+def test_routing_settings_come_from_flags_env_and_file(tmp_path: Path) -> None:
+    """Each of the three is a flag, an environment variable and a TOML key."""
+    path = write_toml(
+        tmp_path,
+        f'legacy_upstream = "{LEGACY}"\ndefault_route = "legacy"\nadmin_token = "file-token"\n',
+    )
+    from_file = load_settings({}, {}, config_path=path)
+    assert (from_file.legacy_upstream, from_file.default_route) == (LEGACY, "legacy")
+    assert from_file.admin_token is not None and from_file.admin_token.reveal() == "file-token"
+
+    env = {
+        "OCPP_GATEWAY_LEGACY_UPSTREAM": "wss://legacy.example/ocpp16",
+        "OCPP_GATEWAY_DEFAULT_ROUTE": "Translate",
+        "OCPP_GATEWAY_ADMIN_TOKEN": "env-token",
+    }
+    from_env = load_settings({}, env, config_path=path)
+    assert from_env.legacy_upstream == "wss://legacy.example/ocpp16"
+    assert from_env.default_route == "translate"
+    assert from_env.admin_token is not None and from_env.admin_token.reveal() == "env-token"
+
+    argv = ["--legacy-upstream", LEGACY, "--default-route", "legacy", "--admin-token", "flag"]
+    from_flags = settings_from_namespace(parser().parse_args(argv), env)
+    assert (from_flags.legacy_upstream, from_flags.default_route) == (LEGACY, "legacy")
+    assert isinstance(from_flags.admin_token, Secret)
+    assert from_flags.admin_token.reveal() == "flag"
+
+
+@pytest.mark.parametrize("url", ["http://old-csms/ocpp", "old-csms:9000", "ws://old/ocpp?x=1"])
+def test_legacy_upstream_is_checked_like_upstream(url: str) -> None:
+    with pytest.raises(ConfigError, match=r"^--legacy-upstream must"):
+        load_settings({"legacy_upstream": url}, {})
+
+
+def test_an_empty_legacy_upstream_or_admin_token_is_none() -> None:
+    settings = load_settings(
+        {}, {"OCPP_GATEWAY_LEGACY_UPSTREAM": "", "OCPP_GATEWAY_ADMIN_TOKEN": ""}
+    )
+    assert (settings.legacy_upstream, settings.admin_token) == (None, None)
+
+
+def test_default_route_is_translate_or_legacy() -> None:
+    with pytest.raises(
+        ConfigError, match=r"^--default-route must be one of translate, legacy, got 'shadow'"
+    ):
+        load_settings({"default_route": "shadow"}, {})
+
+
+def test_default_route_legacy_needs_legacy_upstream() -> None:
+    """Refused at load (naming where the route came from) and on Settings itself."""
+    with pytest.raises(
+        ConfigError,
+        match=r"default_route legacy \(from OCPP_GATEWAY_DEFAULT_ROUTE\) needs legacy_upstream",
+    ):
+        load_settings({}, {"OCPP_GATEWAY_DEFAULT_ROUTE": "legacy"})
+    with pytest.raises(ConfigError, match=r"needs legacy_upstream.*--legacy-upstream"):
+        Settings(default_route="legacy")
+    assert Settings(default_route="legacy", legacy_upstream=LEGACY).default_route == "legacy"
+
+
+ROUTES_TOML = """
+legacy_upstream = "ws://old-csms/ocpp"
+
+[[routes]]
+charger = "CP-7"
+route = "translate"
+shadow = true
+
+[[routes]]
+name = "acme pilots"
+pattern = "ACME-*"
+vendor = "Acme"
+model = "Volt*"
+route = "translate"
+
+[[routes]]
+name = "wave 1"
+percent = 25
+route = "translate"
+
+[[routes]]
+pattern = "*"
+route = "legacy"
+"""
+
+
+def test_routes_load_from_toml_in_order(tmp_path: Path) -> None:
+    settings = load_settings({}, {}, config_path=write_toml(tmp_path, ROUTES_TOML))
+    assert settings.routes == (
+        RouteRule(route=Route.TRANSLATE, charger="CP-7", shadow=True),
+        RouteRule(
+            route=Route.TRANSLATE,
+            name="acme pilots",
+            pattern="ACME-*",
+            vendor="Acme",
+            model="Volt*",
+        ),
+        RouteRule(route=Route.TRANSLATE, name="wave 1", percent=25.0),
+        RouteRule(route=Route.LEGACY, pattern="*"),
+    )
+    table = settings.routing_table()
+    assert table.decide("CP-7", vendor=None, model=None) == Decision(
+        Route.TRANSLATE, True, "charger:CP-7"
+    )
+    assert table.decide("ACME-1", vendor="Acme", model="Volt 22").rule == "acme pilots"
+    assert table.default is Route.TRANSLATE
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('route = "legacy"\npatern = "x"', r"routes\[1\]: unknown key 'patern'"),
+        ('pattern = "x"', r"routes\[1\]: route is required"),
+        ('route = "legacy"', r"routes\[1\]: a rule needs at least one condition.*default_route"),
+        ('route = "old"\npattern = "x"', r"routes\[1\]: route must be translate or legacy"),
+        ('route = "legacy"\npercent = 120', r"routes\[1\]: percent must be a number from 0"),
+        ('route = "legacy"\npattern = 3', r"routes\[1\]: pattern must be a string"),
+    ],
+)
+def test_bad_routes_name_the_file_and_the_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, table: str, message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    text = f'legacy_upstream = "{LEGACY}"\n[[routes]]\ncharger = "CP-1"\nroute = "translate"\n'
+    write_toml(tmp_path, f"{text}[[routes]]\n{table}\n")
+    with pytest.raises(ConfigError, match=rf"^gateway\.toml: {message}"):
+        load_settings({}, {}, config_path="gateway.toml")
+
+
+def test_routes_must_be_an_array_of_tables(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, 'routes = "legacy"\n')
+    with pytest.raises(ConfigError, match=r"routes must be an array of tables \(\[\[routes\]\]\)"):
+        load_settings({}, {}, config_path=path)
+
+
+def test_a_misspelt_routes_key_suggests_routes(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, '[[route]]\nroute = "legacy"\npattern = "*"\n')
+    with pytest.raises(ConfigError, match="unknown key 'route' \\(did you mean 'routes'\\?\\)"):
+        load_settings({}, {}, config_path=path)
+
+
+@pytest.mark.parametrize(
+    ("rule", "what"),
+    [
+        ('route = "legacy"', "route legacy"),
+        ('route = "translate"\nshadow = true', "shadow"),
+    ],
+)
+def test_routes_to_the_legacy_csms_need_legacy_upstream(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rule: str, what: str
+) -> None:
+    """A legacy route, or the shadow of a translated charger, needs the legacy CSMS."""
+    monkeypatch.chdir(tmp_path)
+    fine = '[[routes]]\npattern = "A-*"\nroute = "translate"\n'
+    write_toml(tmp_path, f'{fine}[[routes]]\npattern = "*"\n{rule}\n')
+    with pytest.raises(
+        ConfigError, match=rf"^gateway\.toml: routes\[1\]: {what}.*needs legacy_upstream"
+    ):
+        load_settings({}, {}, config_path="gateway.toml")
+    flags = {"legacy_upstream": LEGACY}
+    assert len(load_settings(flags, {}, config_path="gateway.toml").routes) == 2
+    with pytest.raises(ConfigError, match=r"^routes\[0\]: route legacy needs legacy_upstream"):
+        Settings(routes=(RouteRule(route=Route.LEGACY, charger="CP-1"),))
+
+
+def test_the_admin_token_never_shows() -> None:
+    """Not in repr or str of Settings, nor of the token itself; reveal() gives it."""
+    settings = load_settings(
+        {"legacy_upstream": "wss://gw:legacy-pw@old-csms/ocpp"},
+        {"OCPP_GATEWAY_ADMIN_TOKEN": "s3cr3t-admin-token"},
+    )
+    text = repr(settings)
+    assert "s3cr3t-admin-token" not in text and "legacy-pw" not in text
+    assert "admin_token=Secret('***')" in text
+    assert "legacy_upstream='wss://gw:***@old-csms/ocpp'" in text
+    assert settings.admin_token is not None
+    assert "s3cr3t" not in f"{settings.admin_token} {settings.admin_token!r}"
+    assert settings.admin_token.reveal() == "s3cr3t-admin-token"
+    replaced = dataclasses.replace(settings, listen="127.0.0.1:0")
+    assert replaced.admin_token is not None
+    assert replaced.admin_token.reveal() == "s3cr3t-admin-token"
+
+
+@pytest.mark.parametrize("token", ["two words", "tab\there", "nul\x00", "ümlaut"])
+def test_a_token_that_cannot_be_a_bearer_token_is_refused_without_showing_it(token: str) -> None:
+    with pytest.raises(ConfigError, match="OCPP_GATEWAY_ADMIN_TOKEN must be printable") as caught:
+        load_settings({}, {"OCPP_GATEWAY_ADMIN_TOKEN": token})
+    assert token not in str(caught.value)

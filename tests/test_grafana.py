@@ -62,6 +62,7 @@ ROWS = (
     "Device model and meter quality",
     "Per replica",
     "Security and abuse limits",
+    "Migration",
 )
 
 # A metric name as PromQL reads it, so a typo in case is caught rather than cut short.

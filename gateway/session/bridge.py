@@ -30,6 +30,7 @@ from gateway.errors import (
     PeerUnavailable,
     UnknownAction,
 )
+from gateway.lean import LeanEvent, LeanQueue
 from gateway.logs import message_context, station_context
 from gateway.metrics import GatewayMetrics
 from gateway.ocppj import (
@@ -126,7 +127,7 @@ class TranslatingSession:
         self._state = StationState(self.station_id)
         self._event_ids = 0
         self._csms_epoch = 0  # bumped per upstream disconnect: answers to stale CALLs drop
-        self._csms_lost = asyncio.Event()
+        self._csms_lost = LeanEvent()
         self._charger_gone = False
         self._csms_busy = False  # the CSMS worker is handling a CALL
 
@@ -142,8 +143,8 @@ class TranslatingSession:
         self._to_csms = calls_to(Side.CSMS, self._send_to_csms)
         self._to_charger = calls_to(Side.CHARGER, self._send_to_charger)
         size = settings.max_queued_calls
-        self._charger_calls: asyncio.Queue[Call] = asyncio.Queue(size)
-        self._csms_calls: asyncio.Queue[tuple[int, Call]] = asyncio.Queue(size)
+        self._charger_calls: LeanQueue[Call] = LeanQueue(size)
+        self._csms_calls: LeanQueue[tuple[int, Call]] = LeanQueue(size)
         self._courier = OutboxCourier(
             station_id=self.station_id,
             store=store,

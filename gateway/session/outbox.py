@@ -36,6 +36,7 @@ from collections import deque
 from collections.abc import Callable
 
 from gateway.errors import CallTimeout, GatewayError, PeerUnavailable, RemoteCallError
+from gateway.lean import LeanEvent
 from gateway.metrics import GatewayMetrics, action_label
 from gateway.ocppj import Payload
 from gateway.session.calls import OutgoingCalls
@@ -80,8 +81,8 @@ class OutboxCourier:
         self._queue: deque[OutboxMessage] = deque()
         self._enqueued: dict[int, float] = {}  # position -> time.monotonic() when queued
         self._answers: dict[int, asyncio.Future[Payload | None]] = {}
-        self._wake = asyncio.Event()
-        self._drained = asyncio.Event()
+        self._wake = LeanEvent()
+        self._drained = LeanEvent()
         self._drained.set()
         self._transmitted: set[int] = set()  # positions sent at least once (maybe)
         # Until the CSMS connection is first lost (or never comes), a message may wait

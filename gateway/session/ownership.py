@@ -34,6 +34,7 @@ from gateway.state import (
     Change,
     CredentialRecord,
     OutboxMessage,
+    RouteState,
     StaleLease,
     StateError,
     StationRecord,
@@ -229,3 +230,21 @@ class FencedStore:
 
     async def list_credentials(self) -> list[CredentialRecord]:
         return await self._store.list_credentials()
+
+    # --- migration routing ----------------------------------------------------------------
+
+    async def get_route_state(self, station_id: str) -> RouteState | None:
+        return await self._store.get_route_state(station_id)
+
+    async def put_route_state(self, state: RouteState) -> None:
+        # Unfenced: only commit takes a fence, and a Change carries no route state.
+        await self._store.put_route_state(state)
+
+    # Unfenced: the routing document is the operator's, shared by every station, and
+    # guarded by its own compare-and-set.
+
+    async def get_routing_document(self) -> tuple[str, int] | None:
+        return await self._store.get_routing_document()
+
+    async def put_routing_document(self, text: str, expected_version: int) -> int | None:
+        return await self._store.put_routing_document(text, expected_version)

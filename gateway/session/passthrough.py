@@ -6,6 +6,10 @@ have, or (with ``validate_inbound``, the default) a CALL whose payload does not 
 is answered with a CALLERROR by the gateway and not forwarded. Everything else is
 forwarded as the exact text received.
 
+The same relay serves the migration's legacy route with ``version`` 1.6 (a 1.6 charger
+passed through to the 1.6 CSMS: ``gateway.session.legacy``, which adds the transaction
+bookkeeping a move between CSMSs needs through :meth:`PassThroughSession._forwarding`).
+
 Connection state is mirrored, as 2.0.1 Part 4 §6.3 asks of a local controller: when
 the CSMS connection ends the charger's is closed, so the charger queues its own
 messages, and the upstream link does not reconnect on its own.
@@ -21,6 +25,7 @@ from typing import Final
 
 from gateway import schemas
 from gateway.errors import FrameError, GatewayError, PeerUnavailable, UnknownAction
+from gateway.lean import LeanEvent
 from gateway.logs import station_context
 from gateway.metrics import GatewayMetrics, action_label
 from gateway.ocppj import Call, CallError, CallResult, Version, dump_error, parse, read_error_code
@@ -43,15 +48,17 @@ class PassThroughSession:
         upstream_wait: float = 10.0,
         observer: FrameObserver | None = None,
         validate_inbound: bool = True,
+        version: Version = Version.V201,
     ) -> None:
         self.station_id = charger.station_id
+        self.version = version
         self._charger = charger
         self._csms = csms
         self._metrics = metrics
         self._upstream_wait = upstream_wait
         self._observer = observer
         self._validate_inbound = validate_inbound
-        self._csms_gone = asyncio.Event()
+        self._csms_gone = LeanEvent()
         # CALLs in flight, per side that sent them: id -> (action, start time)
         self._in_flight: dict[Side, OrderedDict[str, tuple[str, float]]] = {
             Side.CHARGER: OrderedDict(),
@@ -113,10 +120,11 @@ class PassThroughSession:
         try:
             frame = parse(text)
             if isinstance(frame, Call):
-                if frame.action not in schemas.known_actions(Version.V201):
-                    raise UnknownAction(f"{frame.action} is not an OCPP 2.0.1 action")
+                if frame.action not in schemas.known_actions(self.version):
+                    number = self.version.removeprefix("ocpp")
+                    raise UnknownAction(f"{frame.action} is not an OCPP {number} action")
                 if self._validate_inbound:
-                    schemas.validate(Version.V201, frame.action, Kind.REQUEST, frame.payload)
+                    schemas.validate(self.version, frame.action, Kind.REQUEST, frame.payload)
         except FrameError as exc:
             self._metrics.invalid_frames.labels(sender).inc()
             if exc.answerable:
@@ -129,10 +137,19 @@ class PassThroughSession:
             self._metrics.count_message(sender, "in", "call", frame.action)
             await self._reject(sender, frame.unique_id, exc)
             return False
-        self._count(frame, sender, receiver)
+        action = self._count(frame, sender, receiver)
+        await self._forwarding(frame, sender, action)
         return True
 
-    def _count(self, frame: Call | CallResult | CallError, sender: Side, receiver: Side) -> None:
+    async def _forwarding(
+        self, frame: Call | CallResult | CallError, sender: Side, action: str
+    ) -> None:
+        """A valid frame from ``sender`` is about to be forwarded (``action``: the CALL's,
+        or for an answer the answered CALL's, "unknown" if not tracked). Nothing here;
+        the legacy route keeps its transaction bookkeeping in it."""
+
+    def _count(self, frame: Call | CallResult | CallError, sender: Side, receiver: Side) -> str:
+        """Count the frame; return the action it is or answers ("unknown": untracked)."""
         if isinstance(frame, Call):
             tracked = self._in_flight[sender]
             tracked[frame.unique_id] = (frame.action, time.perf_counter())
@@ -140,7 +157,7 @@ class PassThroughSession:
                 tracked.popitem(last=False)
             self._metrics.count_message(sender, "in", "call", frame.action)
             self._metrics.count_message(receiver, "out", "call", frame.action)
-            return
+            return frame.action
         action, started = self._in_flight[receiver].pop(frame.unique_id, ("unknown", None))
         message_type = "result" if isinstance(frame, CallResult) else "error"
         self._metrics.count_message(sender, "in", message_type, action)
@@ -152,10 +169,11 @@ class PassThroughSession:
             self._metrics.call_duration.labels(sender, action_label(action)).observe(
                 time.perf_counter() - started
             )
+        return action
 
     async def _reject(self, sender: Side, unique_id: str, error: GatewayError) -> None:
         log.info("answering the %s with %s: %s", sender, error.code, error.description)
-        frame = dump_error(unique_id, error.code, error.description, Version.V201)
+        frame = dump_error(unique_id, error.code, error.description, self.version)
         self._metrics.call_errors.labels(sender, "out", error.code).inc()
         try:
             if sender is Side.CHARGER:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from gateway.errors import GatewayError
+from gateway.lean import LeanEvent
 from gateway.ocppj import Payload
 from gateway.session.outbox import OutboxCourier
 from gateway.session.station import StationState
@@ -67,7 +68,7 @@ class ReservationExpiry:
         self._station = station
         self._courier = courier
         self._clock = clock
-        self._changed = asyncio.Event()
+        self._changed = LeanEvent()
 
     def wake(self) -> None:
         """The reservations changed: recompute when the next one expires."""

@@ -155,6 +155,18 @@ class CredentialRecord:
     updated_at: float = 0.0  # epoch seconds
 
 
+@dataclass(frozen=True, slots=True)
+class RouteState:
+    """Where a 1.6 station's traffic went last, and the transactions still open there
+    (issue 9: a station moves between CSMSs only when no transaction is open, so a
+    transaction ends on the CSMS that started it). Translated transactions are in the
+    station's TransactionRecords; the legacy CSMS's transactionIds are kept here."""
+
+    station_id: str
+    route: str  # "translate" | "legacy"
+    legacy_transactions: tuple[int, ...] = ()  # started on the legacy CSMS, not stopped
+
+
 class Store(Protocol):
     async def open(self) -> None: ...
 
@@ -249,4 +261,20 @@ class Store(Protocol):
 
     async def list_credentials(self) -> list[CredentialRecord]:
         """Every stored record, by station id."""
+        ...
+
+    # --- migration routing (issue 9; docs/migration.md) ---
+
+    async def get_route_state(self, station_id: str) -> RouteState | None: ...
+
+    async def put_route_state(self, state: RouteState) -> None: ...
+
+    async def get_routing_document(self) -> tuple[str, int] | None:
+        """The routing rules the admin API stored (JSON text) and their version."""
+        ...
+
+    async def put_routing_document(self, text: str, expected_version: int) -> int | None:
+        """Store ``text`` if the stored version is still ``expected_version`` (0: none
+        stored yet); return the new version, or None when another writer got there first
+        (compare-and-set: two replicas' admin changes never silently overwrite)."""
         ...

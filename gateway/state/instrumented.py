@@ -5,7 +5,9 @@ the histogram (``ocpp_gateway_store_operation_duration_seconds``) under the Stor
 name, whether it returned or raised, and exceptions pass through unchanged. ``open`` and
 ``close`` run once per process and are not timed; nor are the lease calls, made once per
 connection and on a renewal cadence, never per message. The credential calls are timed
-(:data:`CREDENTIAL_OPERATIONS`): a slow store shows in every charger's login.
+(:data:`CREDENTIAL_OPERATIONS`): a slow store shows in every charger's login. So are
+the migration routing calls (:data:`ROUTING_OPERATIONS`), made on every 1.6 charger's
+connection and transaction start or stop, and on an admin API change.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from gateway.state.base import (
     Change,
     CredentialRecord,
     OutboxMessage,
+    RouteState,
     StationRecord,
     Store,
     TransactionRecord,
@@ -49,6 +52,13 @@ CREDENTIAL_OPERATIONS: Final = (
     "delete_credential",
     "list_credentials",
 )
+#: Also timed, apart from :data:`OPERATIONS`: the migration routing calls (issue 9).
+ROUTING_OPERATIONS: Final = (
+    "get_route_state",
+    "put_route_state",
+    "get_routing_document",
+    "put_routing_document",
+)
 
 
 class InstrumentedStore:
@@ -60,7 +70,7 @@ class InstrumentedStore:
         # and every operation is exported (count 0) before its first call.
         self._timers = {
             operation: histogram.labels(operation)
-            for operation in (*OPERATIONS, *CREDENTIAL_OPERATIONS)
+            for operation in (*OPERATIONS, *CREDENTIAL_OPERATIONS, *ROUTING_OPERATIONS)
         }
 
     async def _timed(self, operation: str, call: Awaitable[T]) -> T:
@@ -140,3 +150,17 @@ class InstrumentedStore:
 
     async def list_credentials(self) -> list[CredentialRecord]:
         return await self._timed("list_credentials", self.inner.list_credentials())
+
+    async def get_route_state(self, station_id: str) -> RouteState | None:
+        return await self._timed("get_route_state", self.inner.get_route_state(station_id))
+
+    async def put_route_state(self, state: RouteState) -> None:
+        await self._timed("put_route_state", self.inner.put_route_state(state))
+
+    async def get_routing_document(self) -> tuple[str, int] | None:
+        return await self._timed("get_routing_document", self.inner.get_routing_document())
+
+    async def put_routing_document(self, text: str, expected_version: int) -> int | None:
+        return await self._timed(
+            "put_routing_document", self.inner.put_routing_document(text, expected_version)
+        )

@@ -24,6 +24,7 @@ from gateway.state.base import (
     Change,
     CredentialRecord,
     OutboxMessage,
+    RouteState,
     StaleLease,
     StateError,
     StationRecord,
@@ -66,6 +67,15 @@ def _credential(record: CredentialRecord) -> CredentialRecord:
     )
 
 
+def _route_state(state: RouteState) -> RouteState:
+    """The state as the other stores give it back: a str route, a tuple of ints."""
+    return replace(
+        state,
+        route=str(state.route),
+        legacy_transactions=tuple(int(t) for t in state.legacy_transactions),
+    )
+
+
 @dataclass(slots=True)
 class _Lease:
     """A station's lease: the newest token ever issued (never lowered, never expires)
@@ -89,6 +99,8 @@ class MemoryStore:
         self._authorizations: dict[tuple[str, str], Payload] = {}
         self._leases: dict[str, _Lease] = {}
         self._credentials: dict[str, CredentialRecord] = {}
+        self._route_states: dict[str, RouteState] = {}
+        self._routing: tuple[str, int] | None = None  # (text, version)
 
     async def open(self) -> None:
         return None
@@ -236,3 +248,21 @@ class MemoryStore:
 
     async def list_credentials(self) -> list[CredentialRecord]:
         return [self._credentials[station_id] for station_id in sorted(self._credentials)]
+
+    # --- migration routing ----------------------------------------------------------------
+
+    async def get_route_state(self, station_id: str) -> RouteState | None:
+        return self._route_states.get(station_id)
+
+    async def put_route_state(self, state: RouteState) -> None:
+        self._route_states[state.station_id] = _route_state(state)
+
+    async def get_routing_document(self) -> tuple[str, int] | None:
+        return self._routing
+
+    async def put_routing_document(self, text: str, expected_version: int) -> int | None:
+        version = 0 if self._routing is None else self._routing[1]
+        if version != expected_version:
+            return None
+        self._routing = (str(text), version + 1)
+        return version + 1

@@ -16,6 +16,10 @@ Layer: state. Same contract as the SQLite store, over ``redis.asyncio``:
 - Charger credentials (password hashes, never passwords) are one hash per station,
   ``<prefix>{<station>}:credential``, and the set ``<prefix>credentials`` of the stations
   that have one, for listing; both change in one MULTI/EXEC.
+- Migration routing: each 1.6 station's route state is a hash
+  ``<prefix>{<station>}:route`` (route, legacy_transactions as a JSON array); the admin
+  API's rules are the hash ``<prefix>routing`` (text, version), replaced only by the
+  compare-and-set script :data:`redis_scripts.PUT_ROUTING`.
 - Ended transactions are indexed per station by end time, and stations with ended
   transactions in one global sorted set scored by their oldest end: ``prune`` visits only
   the stations that have something to forget, never scanning the keyspace.
@@ -44,6 +48,7 @@ from gateway.state.base import (
     Change,
     CredentialRecord,
     OutboxMessage,
+    RouteState,
     StaleLease,
     StateError,
     StationRecord,
@@ -162,6 +167,7 @@ class RedisStore:
         self._renew = script(scripts.RENEW_LEASE)
         self._release = script(scripts.RELEASE_LEASE)
         self._holder = script(scripts.LEASE_HOLDER)
+        self._put_routing = script(scripts.PUT_ROUTING)
         self._closed = False
 
     # --- plumbing -----------------------------------------------------------------------
@@ -206,6 +212,13 @@ class RedisStore:
     @property
     def _credential_index(self) -> str:
         return f"{self._prefix}credentials"  # set of station ids with a credential
+
+    def _route_key(self, station_id: str) -> str:
+        return f"{self._prefix}{{{_escape(station_id)}}}:route"
+
+    @property
+    def _routing_key(self) -> str:
+        return f"{self._prefix}routing"  # hash: text, version
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -427,6 +440,37 @@ class RedisStore:
         records = map(_credential_record, station_ids, found)
         return [record for record in records if record is not None]
 
+    # --- migration routing ----------------------------------------------------------------
+
+    async def get_route_state(self, station_id: str) -> RouteState | None:
+        key = self._route_key(station_id)
+        fields: dict[bytes, bytes] = await self._run(lambda: self._redis.hgetall(key))
+        return _route_state(station_id, fields)
+
+    async def put_route_state(self, state: RouteState) -> None:
+        fields = self._serialised(lambda: _route_state_fields(state))
+        key = self._route_key(state.station_id)
+        # Every field: the whole state is replaced in one command.
+        await self._run(lambda: self._redis.hset(key, mapping=fields), station_id=state.station_id)
+
+    async def get_routing_document(self) -> tuple[str, int] | None:
+        text, version = await self._run(
+            lambda: self._redis.hmget(self._routing_key, ["text", "version"])
+        )
+        if text is None:
+            return None
+        try:
+            return text.decode(), int(version)
+        except (TypeError, ValueError, UnicodeDecodeError):
+            raise StateError(
+                f"redis {self._where}: the stored routing document is damaged"
+            ) from None
+
+    async def put_routing_document(self, text: str, expected_version: int) -> int | None:
+        args: list[scripts.Arg] = [int(expected_version), text]
+        version = await self._run(lambda: self._put_routing(keys=[self._routing_key], args=args))
+        return None if version is None else int(version)
+
 
 def _credential_fields(record: CredentialRecord) -> dict[str, bytes | str]:
     return {
@@ -461,6 +505,29 @@ def _credential_record(station_id: str, fields: dict[bytes, bytes]) -> Credentia
         _hashes(fields, b"previous_hashes", station_id),
         updated_at,
     )
+
+
+def _route_state_fields(state: RouteState) -> dict[str, bytes | str]:
+    return {
+        "route": str(state.route),
+        "legacy_transactions": orjson.dumps([int(t) for t in state.legacy_transactions]),
+    }
+
+
+def _route_state(station_id: str, fields: dict[bytes, bytes]) -> RouteState | None:
+    """The state of HGETALL's answer; None for an empty answer (no such key)."""
+    if not fields:
+        return None
+    route, loaded = fields.get(b"route"), None
+    with suppress(KeyError, orjson.JSONDecodeError):
+        loaded = orjson.loads(fields[b"legacy_transactions"])
+    if (
+        route is None
+        or not isinstance(loaded, list)
+        or not all(isinstance(item, int) and not isinstance(item, bool) for item in loaded)
+    ):
+        raise StateError(f"{station_id}: stored route state is damaged")
+    return RouteState(station_id, route.decode(errors="replace"), tuple(loaded))
 
 
 def _major_minor(version: str) -> tuple[int, ...]:

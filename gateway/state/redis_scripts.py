@@ -224,6 +224,17 @@ return {lease[1], lease[2]}
 """
 )
 
+#: KEYS: routing (hash: text, version). ARGV: expected version, text. Stores the text
+#: with the version one higher and returns that version if the stored one (0: none) is
+#: the expected one; nil otherwise, writing nothing (the admin API's compare-and-set).
+PUT_ROUTING: Final = """
+local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+if version ~= tonumber(ARGV[1]) then return false end
+version = version + 1
+redis.call('HSET', KEYS[1], 'text', ARGV[2], 'version', string.format('%d', version))
+return version
+"""
+
 
 def pack(row: rows.Row) -> bytes:
     """A row as one JSON array; BLOB columns (orjson text already) become JSON strings."""

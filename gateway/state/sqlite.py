@@ -30,6 +30,7 @@ from gateway.state.base import (
     Change,
     CredentialRecord,
     OutboxMessage,
+    RouteState,
     StaleLease,
     StateError,
     StationRecord,
@@ -146,6 +147,21 @@ _MIGRATIONS: Final = (
         updated_at      REAL NOT NULL
     );
     """,
+    # 13: migration routing (issue 9): each 1.6 station's last route and the legacy CSMS's
+    # transactions still open (a JSON array of ints); the admin API's routing rules, one
+    # row whose version grows by one per write (compare-and-set)
+    """
+    CREATE TABLE route_states (
+        station_id          TEXT PRIMARY KEY,
+        route               TEXT NOT NULL,
+        legacy_transactions TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE TABLE routing (
+        id      INTEGER PRIMARY KEY CHECK (id = 1),
+        text    TEXT NOT NULL,
+        version INTEGER NOT NULL
+    );
+    """,
 )
 
 _STATION_COLUMNS: Final = ", ".join(rows.STATION_COLUMNS)
@@ -177,6 +193,10 @@ _PUT_AUTHORIZATION: Final = _upsert(
 _CREDENTIAL_COLUMNS: Final = ("station_id", "password_hashes", "previous_hashes", "updated_at")
 _PUT_CREDENTIAL: Final = _upsert("credentials", _CREDENTIAL_COLUMNS, ("station_id",))
 _SELECT_CREDENTIALS: Final = f"SELECT {', '.join(_CREDENTIAL_COLUMNS)} FROM credentials"
+_PUT_ROUTE_STATE: Final = _upsert(
+    "route_states", ("station_id", "route", "legacy_transactions"), ("station_id",)
+)
+_PUT_ROUTING: Final = _upsert("routing", ("id", "text", "version"), ("id",))
 _ACQUIRE: Final = """
     INSERT INTO lease (station_id, last_token, owner, token, expires_at) VALUES (?1, 1, ?2, 1, ?3)
     ON CONFLICT (station_id) DO UPDATE SET
@@ -494,6 +514,58 @@ class SqliteStore:
             lambda db: db.execute(f"{_SELECT_CREDENTIALS} ORDER BY station_id").fetchall()
         )
         return [_credential_record(row) for row in found]
+
+    # --- migration routing ----------------------------------------------------------------
+
+    async def get_route_state(self, station_id: str) -> RouteState | None:
+        row = await self._run(
+            lambda db: db.execute(
+                "SELECT station_id, route, legacy_transactions FROM route_states "
+                "WHERE station_id = ?",
+                (station_id,),
+            ).fetchone()
+        )
+        return None if row is None else _route_state_record(row)
+
+    async def put_route_state(self, state: RouteState) -> None:
+        # Durable like put_station: one autocommit statement under synchronous=FULL.
+        try:
+            legacy = orjson.dumps([int(t) for t in state.legacy_transactions]).decode()
+        except (orjson.JSONEncodeError, TypeError, ValueError) as exc:
+            raise StateError(f"{self._path}: {exc}") from exc
+        row = (state.station_id, str(state.route), legacy)
+        await self._run(lambda db: db.execute(_PUT_ROUTE_STATE, row))
+
+    async def get_routing_document(self) -> tuple[str, int] | None:
+        row = await self._run(
+            lambda db: db.execute("SELECT text, version FROM routing WHERE id = 1").fetchone()
+        )
+        return None if row is None else (str(row[0]), int(row[1]))
+
+    async def put_routing_document(self, text: str, expected_version: int) -> int | None:
+        def swap(db: sqlite3.Connection) -> int | None:
+            row = db.execute("SELECT version FROM routing WHERE id = 1").fetchone()
+            if (0 if row is None else int(row[0])) != expected_version:
+                return None
+            db.execute(_PUT_ROUTING, (1, text, expected_version + 1))
+            return expected_version + 1
+
+        # The read and the write are one transaction: another writer between them
+        # (a second replica on the same file) cannot be overwritten unseen.
+        return await self._run(lambda db: _atomically(db, swap))
+
+
+def _route_state_record(row: rows.Row) -> RouteState:
+    station_id, route, legacy_transactions = row
+    try:
+        loaded = orjson.loads(legacy_transactions)
+    except orjson.JSONDecodeError:
+        loaded = None
+    if not isinstance(loaded, list) or not all(
+        isinstance(item, int) and not isinstance(item, bool) for item in loaded
+    ):
+        raise StateError(f"{station_id}: stored legacy transactions are not a JSON array of ints")
+    return RouteState(str(station_id), str(route), tuple(loaded))
 
 
 def _credential_row(record: CredentialRecord) -> rows.Row:

@@ -17,7 +17,9 @@ the offender and counted in ``ocpp_gateway_limit_breaches_total``:
 - a frame above ``max_frame_bytes``: websockets closes with 1009 (message too big);
 - more than ``message_burst`` frames at once above ``max_message_rate`` per second:
   closed with 1008 (policy violation). A 1.6 charger waits for each answer before its
-  next CALL (OCPP-J §4.1.1), so even one replaying a long offline queue stays far below.
+  next CALL (OCPP-J §4.1.1), so its rate is bounded by the round trip: about 20/s over a
+  WAN even while it replays an offline queue (the defaults, 200/s and a burst of 1000,
+  leave room for a LAN).
 
 Websockets' exceptions stay here: the session sees a ``ChargerLink`` that raises
 :class:`~gateway.errors.PeerUnavailable`.

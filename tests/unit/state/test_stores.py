@@ -15,11 +15,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gateway.metrics import GatewayMetrics
 from gateway.ocppj import Payload
 from gateway.state import (
     Change,
     CredentialRecord,
+    InstrumentedStore,
     OutboxMessage,
+    RouteState,
     StaleLease,
     StateError,
     StationRecord,
@@ -862,6 +865,172 @@ async def test_a_corrupt_stored_credential_is_a_state_error_that_does_not_show_i
     finally:
         await store.close()
     assert HASH_A not in str(raised.value)
+
+
+# --- migration routing (issue 9) -------------------------------------------------------
+
+RULES_V1 = '{"version": 1, "rules": [{"route": "legacy", "pattern": "ACME-*"}]}'
+RULES_V2 = '{"version": 1, "rules": [{"route": "legacy", "percent": 25.0, "name": "w1"}]}'
+
+
+async def test_a_route_state_round_trips_every_field(store: Store) -> None:
+    """Route and the legacy CSMS's open transactions come back as stored, as a tuple."""
+    state = RouteState("CP1", "legacy", (17, 3, 2**40))
+
+    await store.put_route_state(state)
+
+    found = await store.get_route_state("CP1")
+    assert found == state
+    assert found is not None and isinstance(found.legacy_transactions, tuple)
+    assert await store.get_route_state("CP2") is None
+
+
+async def test_put_route_state_replaces_the_whole_state(store: Store) -> None:
+    """A second put is the state: transactions gone when the new one has none."""
+    await store.put_route_state(RouteState("CP1", "legacy", (1, 2)))
+    await store.put_route_state(RouteState("CP2", "legacy", (5,)))
+
+    await store.put_route_state(RouteState("CP1", "translate"))
+
+    assert await store.get_route_state("CP1") == RouteState("CP1", "translate", ())
+    assert await store.get_route_state("CP2") == RouteState("CP2", "legacy", (5,))
+
+
+async def test_route_states_of_odd_station_ids_are_kept_apart(store: Store) -> None:
+    """Ids with braces, percent signs and non-ASCII (Redis hash tags) do not collide."""
+    ids = ["CP{1}", "CP%7B1%7D", "Ladesäule 1", ""]
+    for n, station_id in enumerate(ids):
+        await store.put_route_state(RouteState(station_id, "legacy", (n,)))
+
+    for n, station_id in enumerate(ids):
+        assert await store.get_route_state(station_id) == RouteState(station_id, "legacy", (n,))
+
+
+async def test_no_routing_document_until_one_is_stored(store: Store) -> None:
+    assert await store.get_routing_document() is None
+
+
+async def test_routing_document_versions_grow_by_one_per_write(store: Store) -> None:
+    """The first write expects version 0 and makes 1; each later one expects the last."""
+    assert await store.put_routing_document(RULES_V1, 0) == 1
+    assert await store.get_routing_document() == (RULES_V1, 1)
+
+    assert await store.put_routing_document(RULES_V2, 1) == 2
+    assert await store.get_routing_document() == (RULES_V2, 2)
+
+
+@pytest.mark.parametrize("stale", [0, 1, 3])
+async def test_a_stale_expected_version_writes_nothing(store: Store, stale: int) -> None:
+    """Compare-and-set: any other version than the stored one gives None, no change."""
+    await store.put_routing_document(RULES_V1, 0)
+    await store.put_routing_document(RULES_V1, 1)
+
+    assert await store.put_routing_document(RULES_V2, stale) is None
+
+    assert await store.get_routing_document() == (RULES_V1, 2)
+
+
+async def test_a_first_write_expecting_a_version_writes_nothing(store: Store) -> None:
+    assert await store.put_routing_document(RULES_V1, 1) is None
+    assert await store.get_routing_document() is None
+
+
+async def test_of_two_writers_expecting_the_same_version_one_wins(durable: Factory) -> None:
+    """Two replicas (two stores on one file or server) racing: exactly one succeeds, and
+    the stored text is the winner's."""
+    first, second = await opened(durable), await opened(durable)
+    try:
+        await first.put_routing_document(RULES_V1, 0)
+        for _ in range(5):
+            (_, version) = await first.get_routing_document() or ("", 0)
+            results = await asyncio.gather(
+                first.put_routing_document(f'{{"by": "first", "n": {version}}}', version),
+                second.put_routing_document(f'{{"by": "second", "n": {version}}}', version),
+            )
+            assert sorted(results, key=lambda r: r is None) == [version + 1, None]
+            winner = "first" if results[0] is not None else "second"
+            assert await second.get_routing_document() == (
+                f'{{"by": "{winner}", "n": {version}}}',
+                version + 1,
+            )
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_routing_survives_close_and_reopen(durable: Factory) -> None:
+    """Route states and the routing document (text and version) are kept."""
+    store = await opened(durable)
+    try:
+        await store.put_route_state(RouteState("CP1", "legacy", (4, 9)))
+        await store.put_routing_document(RULES_V1, 0)
+        await store.put_routing_document(RULES_V2, 1)
+    finally:
+        await store.close()
+
+    store = await opened(durable)
+    try:
+        assert await store.get_route_state("CP1") == RouteState("CP1", "legacy", (4, 9))
+        assert await store.get_routing_document() == (RULES_V2, 2)
+        assert await store.put_routing_document(RULES_V1, 1) is None
+        assert await store.put_routing_document(RULES_V1, 2) == 3
+    finally:
+        await store.close()
+
+
+async def test_routing_tables_are_in_the_sqlite_file_under_the_latest_schema(path: str) -> None:
+    """SQLite: migration 13 adds route_states and routing; an old file gets them too."""
+    _version_2_database(path)
+    store = await reopened(path)
+    try:
+        await store.put_route_state(RouteState("CP1", "translate", (1,)))
+        assert await store.put_routing_document(RULES_V1, 0) == 1
+    finally:
+        await store.close()
+    assert _user_version(path) == LATEST_SCHEMA == 13
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("SELECT * FROM route_states").fetchall() == [("CP1", "translate", "[1]")]
+        assert db.execute("SELECT id, text, version FROM routing").fetchall() == [(1, RULES_V1, 1)]
+        with pytest.raises(sqlite3.IntegrityError):  # one document, never two rows
+            db.execute("INSERT INTO routing (id, text, version) VALUES (2, '', 1)")
+    finally:
+        db.close()
+
+
+async def test_a_corrupt_stored_route_state_is_a_state_error(path: str) -> None:
+    store = await reopened(path)
+    await store.close()
+    db = sqlite3.connect(path)
+    db.execute("INSERT INTO route_states VALUES ('CP1', 'legacy', '[1, \"two\"]')")
+    db.commit()
+    db.close()
+
+    store = await reopened(path)
+    try:
+        with pytest.raises(StateError, match="CP1"):
+            await store.get_route_state("CP1")
+    finally:
+        await store.close()
+
+
+async def test_the_instrumented_store_forwards_and_times_the_routing_calls() -> None:
+    metrics = GatewayMetrics()
+    store = InstrumentedStore(MemoryStore(), metrics.store_duration)
+
+    await store.put_route_state(RouteState("CP1", "legacy", (1,)))
+    assert await store.get_route_state("CP1") == RouteState("CP1", "legacy", (1,))
+    assert await store.put_routing_document(RULES_V1, 0) == 1
+    assert await store.get_routing_document() == (RULES_V1, 1)
+
+    for operation in (
+        "get_route_state",
+        "put_route_state",
+        "get_routing_document",
+        "put_routing_document",
+    ):
+        sample = "ocpp_gateway_store_operation_duration_seconds_count"
+        assert metrics.registry.get_sample_value(sample, {"operation": operation}) == 1.0
 
 
 # --- lifecycle and durability --------------------------------------------------------

@@ -1,0 +1,1 @@
+"""The admin API and the operators' live view, served on the metrics/admin listener."""

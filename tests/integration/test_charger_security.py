@@ -25,6 +25,7 @@ from gateway.sim.charger import ChargerSim
 from gateway.sim.csms import CsmsSim
 from gateway.state import CredentialRecord
 from tests.pki import CA, client_context, make_ca
+from tests.redis_server import redis_server
 
 from .conftest import gateway_settings
 from .helpers import metric
@@ -488,3 +489,49 @@ def test_check_config_loads_the_tls_files_and_password_hashes(
     assert main([*base, "--config", str(broken)]) == 2
     err = capsys.readouterr().err
     assert 'chargers."CP-1": password_hash' in err and "AAAA" not in err
+
+
+async def test_credentials_that_cannot_be_read_refuse_the_charger_for_now(
+    make_gateway: Callable[..., Awaitable[Gateway]],
+    chargers: Callable[..., ChargerSim],
+    password_hash: str,
+    tmp_path: Path,
+) -> None:
+    """The state store (a real private Redis) goes away: a charger whose password cannot
+    be checked gets 503, counted, and is not let in unchecked."""
+    with redis_server(tmp_path) as url:
+        gateway = await make_gateway(
+            state=url,
+            security_profile="1",
+            chargers=(ChargerConfig(charge_point_id="CP-1", password_hash=password_hash),),
+        )
+        admitted = chargers(url_of(gateway), "CP-2", password=PASSWORD)
+        await gateway.store.put_credential(CredentialRecord("CP-2", (password_hash,)))
+        await admitted.connect()
+    # The server is stopped: the store cannot be read any more.
+    status = await status_of_handshake(
+        f"{url_of(gateway)}/CP-1", additional_headers=[basic("CP-1", PASSWORD)]
+    )
+    assert status == 503
+    assert refusals(gateway, "refused_state_unavailable") == 1
+
+
+async def test_a_profile_the_transport_cannot_carry_is_refused(
+    csms: CsmsSim, tmp_path: Path, password_hash: str
+) -> None:
+    """Defensive: the config refuses such a setup, but the check does not rely on it. A
+    profile 1 charger arriving over TLS, or a profile 2 one over plain ws, gets 403."""
+    settings = gateway_settings(
+        csms,
+        tmp_path,
+        state="memory://",
+        security_profile="1",
+        chargers=(ChargerConfig(charge_point_id="CP-1", password_hash=password_hash),),
+    )
+    gateway = Gateway(settings)
+    await gateway.store.open()
+    await gateway.authenticator.resolve_default_profile()
+    refusal = await gateway.authenticator.check("CP-1", None, None, tls=True)
+    assert refusal is not None
+    assert (refusal.status, refusal.outcome) == (403, "refused_profile")
+    await gateway.store.close()

@@ -326,8 +326,14 @@ class GatewayFleet:
     async def place(self, station_id: str, store: Store) -> Placement:
         """Decide a connecting 1.6 charger's route and take the safe point (module
         docstring); store its RouteState unless pinned. StateError: the store failed."""
-        await self.refresh()
         boot: Payload = self._boots.get(station_id, {})
+        if not self._legacy_available:
+            # No legacy CSMS, no routing: every 1.6 charger is translated, and the store
+            # is not asked (a reconnect storm of 10,000 chargers would pay three reads
+            # and a durable write each for nothing). Transactions left open on a legacy
+            # CSMS that was configured before are not looked for.
+            return Placement(Route.TRANSLATE, False, "default", None, (), boot)
+        await self.refresh()
         if not boot:
             record = await store.get_station(station_id)
             boot = dict(record.boot) if record is not None else {}

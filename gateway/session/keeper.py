@@ -129,20 +129,21 @@ class StationKeeper:
     async def store(self) -> None:
         """Write the station record if it changed: before the charger is answered, so
         nothing the charger was told is lost to a disconnect or a restart."""
+        station = None
         if self._record_dirty:
             self._record_dirty = False
-            try:
-                await self._store.put_station(self._state.record())
-            except StateError:
-                log.exception("cannot store the station record")
-        if self._authorizations_seen or self._authorizations_cleared:
-            seen, self._authorizations_seen = self._authorizations_seen, []
-            cleared, self._authorizations_cleared = self._authorizations_cleared, False
-            change = Change(authorizations=tuple(seen), clear_authorizations=cleared)
-            try:
-                await self._store.commit(self._state.station_id, change)
-            except StateError:
-                log.exception("cannot update the authorization cache")
+            station = self._state.record()
+        seen, self._authorizations_seen = self._authorizations_seen, []
+        cleared, self._authorizations_cleared = self._authorizations_cleared, False
+        if station is None and not seen and not cleared:
+            return
+        # One commit: it joins the store's group commit (a reconnect storm's boots share
+        # their fsyncs) and is fenced like every other write of the session.
+        change = Change(station=station, authorizations=tuple(seen), clear_authorizations=cleared)
+        try:
+            await self._store.commit(self._state.station_id, change)
+        except StateError:
+            log.exception("cannot store the station record or the authorization cache")
 
     async def reset_when_idle(self, *, busy: bool) -> None:
         """A Reset(OnIdle) answered Scheduled goes to the charger as Reset(Soft) once its

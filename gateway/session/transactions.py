@@ -28,7 +28,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, UnmappedValue
 from gateway.metrics import GatewayMetrics
 from gateway.ocppj import Payload
 from gateway.session.authorization import OfflineAuthorizer
@@ -224,6 +224,9 @@ class TransactionDesk:
     async def stop_transaction(self, request: Payload) -> Reply:
         ctx = self._context()
         legacy_id = request["transactionId"]
+        if not -(2**63) <= legacy_id < 2**63:
+            # Valid JSON, but no id the gateway gave, and none its store could keep.
+            raise UnmappedValue(f"transactionId {legacy_id} is beyond 64 bits")
         key = request_digest(request)
         record = self._by_legacy_id(legacy_id)
         if record is None:

@@ -397,6 +397,8 @@ class SqliteStore:
     ) -> TransactionRecord | None:
         if (legacy_id is None) == (transaction_id is None):
             raise ValueError("give exactly one of legacy_id and transaction_id")
+        if legacy_id is not None and not -(2**63) <= legacy_id < 2**63:
+            return None  # beyond an SQLite INTEGER: never allocated, so not known
         column, value = (
             ("legacy_id", legacy_id)
             if transaction_id is None

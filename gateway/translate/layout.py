@@ -18,6 +18,9 @@ from types import MappingProxyType
 
 from gateway.errors import UnmappedValue
 
+# OCPP ids are integers; CSMSs and the state store hold them in 32 bits (EVSE) or 64.
+MAX_ID = 2**31 - 1
+
 
 @dataclass(frozen=True, slots=True)
 class EvseLayout:
@@ -38,6 +41,8 @@ class EvseLayout:
         """The (evseId, connectorId) of 1.6 connector ``connector_id`` (>= 1)."""
         if connector_id < 1:
             raise UnmappedValue(f"connectorId {connector_id} is not an EVSE connector")
+        if connector_id > MAX_ID:
+            raise UnmappedValue(f"connectorId {connector_id} is beyond any EVSE id (2**31 - 1)")
         if not self.connectors:
             return connector_id, 1
         try:

@@ -25,6 +25,7 @@ from typing import Final
 
 import orjson
 
+from gateway.errors import UnmappedValue
 from gateway.ocppj import Payload
 from gateway.translate.core import id_tag_info_from_token_info
 from gateway.translate.meter_values import meter_values_to_v201, trigger_reason_for
@@ -161,6 +162,8 @@ def transaction_event_from_start(
         remote_start_id: the remoteStartId of the RequestStartTransaction this start
             answers, if any; it makes the trigger RemoteStart (F01.FR.25, F02.FR.01).
     """
+    if not -(2**63) <= request["meterStart"] < 2**63:  # what the state store can hold
+        raise UnmappedValue(f"meterStart {request['meterStart']} is beyond 64 bits")
     timestamp = normalise_datetime(request["timestamp"])
     trigger = "Authorized" if remote_start_id is None else "RemoteStart"
     event = _event("Started", timestamp, trigger, facts)

@@ -12,6 +12,7 @@ thousands of stations come back almost immediately and all together.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import ssl
@@ -29,6 +30,8 @@ from websockets.exceptions import (
     InvalidStatus,
     InvalidURI,
 )
+from websockets.proxy import get_proxy
+from websockets.uri import WebSocketURI, parse_uri
 
 from gateway.errors import PeerUnavailable
 from gateway.lean import LeanEvent
@@ -48,6 +51,19 @@ class Backoff:
         """Seconds to wait before reconnect ``attempt`` (0-based): in [c/2, c]."""
         ceiling: float = min(self.maximum, self.initial * 2.0 ** min(attempt, 32))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+@functools.lru_cache(maxsize=64)
+def _proxy_for_host(secure: bool, host: str, port: int) -> str | None:
+    return get_proxy(WebSocketURI(secure=secure, host=host, port=port, path="/", query=""))
+
+
+def _proxy_for(url: str) -> str | None:
+    """The proxy websockets would pick from the environment (``https_proxy``,
+    ``no_proxy``...), looked up once per CSMS host: websockets reads the whole
+    environment on every connect, 5 % of the gateway's CPU in a reconnect storm."""
+    uri = parse_uri(url)
+    return _proxy_for_host(uri.secure, uri.host, uri.port)
 
 
 def station_url(base: str, station_id: str) -> str:
@@ -146,6 +162,7 @@ class UpstreamLink:
                 ping_interval=self._ping_interval,
                 additional_headers=self._security.headers,
                 logger=WEBSOCKETS_LOGGER,  # its DEBUG header dump would show the password
+                proxy=_proxy_for(self._url),
                 **options,
             )
         except InvalidStatus as exc:

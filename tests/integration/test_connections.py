@@ -17,7 +17,7 @@ from gateway.session.links import TraceEvent
 from gateway.sim.charger import ChargerSim
 from gateway.sim.csms import CsmsSim
 from gateway.sim.wire import CallErrorReceived, JsonObject
-from gateway.state import StationRecord, Store, open_store
+from gateway.state import Change, StationRecord, Store, open_store
 
 from .helpers import charger_url_of, metric
 
@@ -268,6 +268,14 @@ class GatedStore:
         self.writing.set()
         await self.gate.wait()
         await self._inner.put_station(record)
+
+    async def commit(
+        self, station_id: str, change: Change, *, fence: int | None = None
+    ) -> tuple[int, ...]:
+        if change.station is not None:  # the station record goes with the session's commits
+            self.writing.set()
+            await self.gate.wait()
+        return await self._inner.commit(station_id, change, fence=fence)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)  # the rest of the Store protocol, ungated

@@ -23,9 +23,8 @@ examples show:
 
 Both peers always answer validly, so an InternalError from the gateway means it failed
 (an exception only its last-resort guard caught, or a translation validate_outbound
-stopped): it fails a test unless the input carries the trigger of a known bug
-(``known_bug_trigger``). Each known bug is pinned by a strict xfail at the end of the
-file (and in ``tests/unit/test_fuzz_frames.py``).
+stopped): it fails the test. The bugs this fuzzing found have regression tests at the end
+of the file (and in ``tests/unit/test_fuzz_frames.py``).
 
 Strategies and the oracle's building blocks come from ``tests/unit/test_fuzz_frames.py``.
 Hypothesis runs derandomized and without an example database (reproducible in CI).
@@ -253,37 +252,14 @@ def schema_shaped(
     )
 
 
-def _members(value: object) -> list[object]:
-    found = [value]
-    if isinstance(value, dict):
-        found += [m for member in value.values() for m in _members(member)]
-    elif isinstance(value, list):
-        found += [m for member in value for m in _members(member)]
-    return found
-
-
-def known_bug_trigger(payload: Payload) -> str | None:
-    """The known bug an InternalError answer to ``payload`` comes from (see the xfail
-    tests at the end), or None. Remove a case here when its bug is fixed."""
-    for value in _members(payload):
-        if type(value) is int and not -(2**63) <= value < 2**63:
-            return "an integer beyond SQLite's 64-bit range reaches the store"
-    return None
-
-
 def check_internal_error(refused: CallErrorReceived, action: str, payload: Payload) -> None:
-    """A CALLERROR from the gateway for a fuzzed CALL; InternalError is allowed only for
-    a known bug: both peers answer validly, so an InternalError means the gateway failed
-    (an exception its last-resort guard caught, or an invalid translation that
-    validate_outbound stopped)."""
+    """A CALLERROR from the gateway for a fuzzed CALL is never InternalError: both peers
+    answer validly, so one would mean the gateway failed (an exception its last-resort
+    guard caught, or an invalid translation that validate_outbound stopped)."""
     event(f"CALLERROR {refused.code}")
-    if refused.code != "InternalError":
-        return
-    trigger = known_bug_trigger(payload)
-    assert trigger is not None, (
+    assert refused.code != "InternalError", (
         f"InternalError for {action} {json.dumps(payload)[:2000]}: {refused.description}"
     )
-    event(f"InternalError, known bug: {trigger}")
 
 
 # =========================================================================== raw frames
@@ -950,8 +926,7 @@ async def test_arbitrary_and_schema_shaped_csms_calls_get_valid_answers_the_char
 
 # =========================================================================== found bugs
 
-# Regression tests for the bugs this fuzzing found; the one still open is a strict xfail
-# (drop it, and its case in known_bug_trigger, once fixed).
+# Regression tests for the bugs this fuzzing found.
 
 _STATUS: Final = {"connectorId": 1, "errorCode": "NoError", "status": "Available"}
 
@@ -989,14 +964,6 @@ async def test_a_year_0000_timestamp_from_a_native_charger_is_not_forwarded(
             assert not default_validator().errors("2.0.1", frame[2], "request", frame[3]), text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a 1.6 transactionId is any JSON integer; one of 2**63 or more reaches "
-    "SqliteStore.find_transaction (gateway/state/sqlite.py), whose OverflowError ('Python "
-    "int too large to convert to SQLite INTEGER') only the session's last-resort guard "
-    "catches: the charger gets InternalError for a schema-valid StopTransaction, which it "
-    "will retry, instead of the unknown-transaction handling",
-)
 async def test_a_stop_transaction_id_beyond_64_bits_signed_is_not_an_internal_error(
     booted: ChargerSim,
 ) -> None:

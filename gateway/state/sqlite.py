@@ -13,9 +13,11 @@ holder's change is refused whole (:class:`StaleLease`). Leases expire by ``time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +40,8 @@ from gateway.state.base import (
 )
 
 log = logging.getLogger(__name__)
+
+CHECKPOINT_INTERVAL: Final = 1.0  # seconds between background WAL checkpoints
 T = TypeVar("T")
 
 _MIGRATIONS: Final = (
@@ -223,6 +227,7 @@ class SqliteStore:
         # go together in the next transaction, one fsync for all of them.
         self._waiting: list[tuple[_Apply, asyncio.Future[tuple[int, ...]]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._checkpointer: _Checkpointer | None = None
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def guarded() -> T:
@@ -247,6 +252,8 @@ class SqliteStore:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=FULL")  # an answered message survives power loss
                 db.execute("PRAGMA busy_timeout=5000")
+                # Checkpoints run in the background (_Checkpointer), not inside a commit.
+                db.execute("PRAGMA wal_autocheckpoint=0")
                 _migrate(db)
             except (sqlite3.Error, OSError, StateError) as exc:
                 if db is not None:
@@ -255,14 +262,21 @@ class SqliteStore:
             self._db = db
 
         await asyncio.get_running_loop().run_in_executor(self._executor, connect)
+        if self._path != ":memory:":
+            self._checkpointer = _Checkpointer(self._path)
+            self._checkpointer.start()
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
 
         def shut() -> None:
             if self._db is not None:
+                with contextlib.suppress(sqlite3.Error):  # leave a short WAL behind
+                    self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 self._db.close()
                 self._db = None
 
@@ -651,6 +665,50 @@ def _atomically(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T])
             db.execute("ROLLBACK")
         raise
     return result
+
+
+class _Checkpointer:
+    """Copies the WAL back into the database file every CHECKPOINT_INTERVAL seconds,
+    from its own connection and thread.
+
+    SQLite's automatic checkpoint runs inside the commit that crosses 1,000 WAL pages, so
+    that commit, and every charger answer waiting on it, also waits for the copy and an
+    fsync of the database file. A PASSIVE checkpoint from another connection takes no
+    lock a writer needs, so commits carry on meanwhile. Measured (docs/performance.md):
+    saturation 1.16x in three alternating pairs of bench runs; the p99 at half load moves
+    between +2.5 and +46 ms from run to run either way on this disk.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._stopping = threading.Event()
+        self.checkpointed = threading.Event()  # set after each round (tests wait on it)
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error:
+            log.exception("%s: cannot open the checkpoint connection", self._path)
+            return
+        try:
+            db.execute("PRAGMA busy_timeout=5000")
+            while not self._stopping.wait(CHECKPOINT_INTERVAL):
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                except sqlite3.Error as exc:
+                    log.warning("%s: background checkpoint failed: %s", self._path, exc)
+                else:
+                    self.checkpointed.set()
+        finally:
+            db.close()
 
 
 def _without_fsync(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:

@@ -4,6 +4,7 @@ yet each stays atomic on its own and is answered on its own."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,31 @@ async def test_commits_after_close_are_refused(tmp_path: Path) -> None:
     await store.close()
     with pytest.raises(StateError, match="closed"):
         await store.commit("CP1", Change(append=(heartbeat(1),)))
+
+
+async def test_the_wal_is_checkpointed_in_the_background_and_truncated_at_close(
+    tmp_path: Path,
+) -> None:
+    """Commits do not run checkpoints (wal_autocheckpoint=0); the background checkpointer
+    copies every WAL frame into the database file, and close() leaves no WAL behind
+    (empty, or removed with the last connection)."""
+    path = tmp_path / "state.db"
+    store = SqliteStore(str(path))
+    await store.open()
+    await asyncio.gather(
+        *(store.commit("CP-1", Change(append=(heartbeat(n),))) for n in range(200))
+    )
+    checkpointer = store._checkpointer
+    assert checkpointer is not None
+    checkpointer.checkpointed.clear()
+    assert await asyncio.to_thread(checkpointer.checkpointed.wait, 10)
+    probe = sqlite3.connect(path)
+    try:
+        busy, frames, copied = probe.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    finally:
+        probe.close()
+    assert (busy, frames) != (0, 0) and frames == copied  # nothing left to copy
+    assert [m.payload["n"] for m in await store.pending_outbox("CP-1")] == list(range(200))
+    await store.close()
+    wal = path.with_name("state.db-wal")
+    assert not wal.exists() or wal.stat().st_size == 0

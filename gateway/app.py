@@ -34,13 +34,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
 from gateway.admin.api import admin_api
-from gateway.config import Settings
+from gateway.config import Settings, masked_url
 from gateway.fleet import (
     PASSTHROUGH,
     ConnectedCharger,
@@ -261,7 +260,7 @@ class Gateway:
         if self.settings.legacy_upstream is not None:
             log.info(
                 "legacy upstream %s; default route %s",
-                _shown(self.settings.legacy_upstream),
+                masked_url(self.settings.legacy_upstream),
                 self.settings.default_route,
             )
 
@@ -559,12 +558,3 @@ class Gateway:
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
-
-
-def _shown(url: str) -> str:
-    """``url`` for log lines, without a password in its user info."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    userinfo, _, hostinfo = parts.netloc.rpartition("@")
-    return parts._replace(netloc=f"{userinfo.partition(':')[0]}:***@{hostinfo}").geturl()

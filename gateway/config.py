@@ -43,6 +43,7 @@ __all__ = [
     "Settings",
     "add_settings_arguments",
     "load_settings",
+    "masked_url",
     "settings_from_namespace",
     "split_host_port",
 ]
@@ -313,7 +314,7 @@ class Settings:
         for item in dataclasses.fields(self):
             value = getattr(self, item.name)
             if item.name in _URL_FIELDS and isinstance(value, str):
-                value = _mask_url_password(value)
+                value = masked_url(value)
             shown.append(f"{item.name}={value!r}")
         return f"Settings({', '.join(shown)})"
 
@@ -740,8 +741,9 @@ def _check_host_port(text: str) -> None:
         raise _Problem(str(exc)) from None
 
 
-def _mask_url_password(url: str) -> str:
-    """``wss://user:secret@host/x`` -> ``wss://user:***@host/x``; other URLs unchanged."""
+def masked_url(url: str) -> str:
+    """``wss://user:secret@host/x`` -> ``wss://user:***@host/x``; other URLs unchanged
+    (for reprs and log lines: DESIGN.md, secrets are never logged)."""
     parts = urlsplit(url)
     if parts.password is None:
         return url

@@ -35,8 +35,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Final
-from urllib.parse import urlsplit
 
+from gateway.config import masked_url
 from gateway.errors import ErrorCode, FrameError, PeerUnavailable
 from gateway.logs import station_context
 from gateway.metrics import GatewayMetrics, action_label
@@ -139,15 +139,6 @@ def rewrite_transaction_id(call: Call, mapping: Mapping[int, int]) -> Call | Non
     if shadow_id is None:
         return None
     return Call(call.unique_id, call.action, {**call.payload, "transactionId": shadow_id})
-
-
-def _shown_url(url: str) -> str:
-    """``url`` for log lines, without a password in its user info."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    userinfo, _, hostinfo = parts.netloc.rpartition("@")
-    return parts._replace(netloc=f"{userinfo.partition(':')[0]}:***@{hostinfo}").geturl()
 
 
 # --- the in-process pieces of the translated shadow ----------------------------------
@@ -285,7 +276,7 @@ class ShadowMirror:
     ) -> None:
         self.station_id = station_id
         self.primary = Route(primary)
-        self._shown_url = _shown_url(shadow_url)
+        self._shown_url = masked_url(shadow_url)
         self._metrics = metrics
         self._tables = tables
         self._settings = settings

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import (
@@ -33,6 +33,7 @@ from websockets.exceptions import (
 from websockets.proxy import get_proxy
 from websockets.uri import WebSocketURI, parse_uri
 
+from gateway.config import masked_url
 from gateway.errors import PeerUnavailable
 from gateway.lean import LeanEvent
 from gateway.metrics import GatewayMetrics
@@ -71,15 +72,6 @@ def station_url(base: str, station_id: str) -> str:
     return f"{base.rstrip('/')}/{quote(station_id, safe='')}"
 
 
-def _shown_url(url: str) -> str:
-    """``url`` for log lines: a password in its user info is masked."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    userinfo, _, hostinfo = parts.netloc.rpartition("@")
-    return parts._replace(netloc=f"{userinfo.partition(':')[0]}:***@{hostinfo}").geturl()
-
-
 _REFUSED_CREDENTIALS = (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN)
 
 
@@ -101,7 +93,7 @@ class UpstreamLink:
         """``subprotocol``: the one offered and required of the CSMS (``ocpp1.6`` for
         the legacy CSMS of the migration's legacy route)."""
         self._url = station_url(url, station_id)
-        self._shown_url = _shown_url(self._url)
+        self._shown_url = masked_url(self._url)
         self._station_id = station_id
         self._security = security or UpstreamSecurity()
         self._metrics = metrics

@@ -419,7 +419,16 @@ class Gateway:
         movable = MovableLink(link)
         if placement.route is Route.LEGACY:
             assert self.settings.legacy_upstream is not None, "placed on legacy only with one"
-            upstream = self._upstream(station_id, self.settings.legacy_upstream, Version.V16)
+            upstream = self._upstream(
+                station_id,
+                self.settings.legacy_upstream,
+                Version.V16,
+                # Passed through untouched: the legacy CSMS checks the charger's own
+                # credentials, as it did before the gateway stood in between.
+                security=UpstreamSecurity(
+                    headers=(("Authorization", link.authorization),) if link.authorization else ()
+                ),
+            )
             legacy = LegacySession(
                 charger=movable,
                 csms=upstream,
@@ -446,7 +455,13 @@ class Gateway:
         return _Running(link, upstream, session, charger, mirror)
 
     def _upstream(
-        self, station_id: str, url: str, version: Version, *, reconnect: bool = False
+        self,
+        station_id: str,
+        url: str,
+        version: Version,
+        *,
+        reconnect: bool = False,
+        security: UpstreamSecurity | None = None,
     ) -> UpstreamLink:
         """Translated chargers' links reconnect; a pass-through mirrors the connection
         (2.0.1 Part 4 §6.3): the charger is closed when its CSMS drops it."""
@@ -459,10 +474,9 @@ class Gateway:
             backoff=Backoff(self.settings.backoff_initial, self.settings.backoff_max),
             max_frame_bytes=self.settings.max_frame_bytes,
             ping_interval=self.settings.ping_interval,
-            # The upstream credentials are the 2.0.1 CSMS's; the legacy CSMS gets none.
-            security=UpstreamSecurity()
-            if legacy
-            else self._upstream_security.for_station(station_id),
+            # The configured upstream credentials are the 2.0.1 CSMS's.
+            security=security
+            or (UpstreamSecurity() if legacy else self._upstream_security.for_station(station_id)),
             subprotocol=version,
         )
 

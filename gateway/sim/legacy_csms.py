@@ -168,6 +168,8 @@ class LegacyCsmsSim:
         }
         #: While True, opening handshakes are answered HTTP 503.
         self.refuse_connections = False
+        #: The Authorization header of each station's latest handshake (None: none sent).
+        self.authorizations: dict[str, str | None] = {}
         self.violations: list[str] = []
         self.messages: list[LegacyReceived] = []
         #: (charge point id, exact text) of every frame received, in arrival order.
@@ -240,6 +242,8 @@ class LegacyCsmsSim:
     # ---- connections
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        # What the charger's side presented: a pass-through must hand its credentials on.
+        self.authorizations[_station_of(request.path)] = request.headers.get("Authorization")
         if self.refuse_connections:
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "legacy CSMS sim refusing\n")
         return None

@@ -103,7 +103,7 @@ class MessageRate:
 class WebsocketChargerLink:
     """``gateway.session.links.ChargerLink`` over an accepted websocket."""
 
-    __slots__ = ("_metrics", "_rate", "_ws", "protocol", "station_id")
+    __slots__ = ("_metrics", "_rate", "_ws", "authorization", "protocol", "station_id")
 
     def __init__(
         self,
@@ -119,6 +119,9 @@ class WebsocketChargerLink:
         self.protocol = protocol
         self._metrics = metrics
         self._rate = rate
+        # The charger's Basic-auth header: the legacy route hands it on untouched.
+        request = ws.request
+        self.authorization = request.headers.get("Authorization") if request else None
 
     async def frames(self) -> AsyncIterator[str]:
         rate = self._rate

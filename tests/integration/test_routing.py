@@ -9,6 +9,7 @@ against the official schemas (their violations must stay empty).
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -447,3 +448,21 @@ async def test_a_shadowed_legacy_charger_is_mirrored_to_the_2_0_1_csms(
         await asyncio.sleep(0.02)
     else:
         raise AssertionError("the shadow's BootNotification answer was not compared")
+
+
+async def test_the_legacy_csms_gets_the_chargers_own_credentials(
+    make_gateway: MakeGateway, legacy: LegacyCsmsSim, chargers: MakeCharger
+) -> None:
+    """Passed through untouched includes the handshake's Basic auth: the 1.6 CSMS keeps
+    checking the charger's own password, as before the gateway; a charger without one
+    sends none."""
+    gateway = await routed(make_gateway, legacy, default_route="legacy")
+    url = f"ws://127.0.0.1:{gateway.charger_port}/ocpp"
+    with_password = chargers(url, "OLD-1", password="0ld-CSMS-Passw0rd")
+    without = chargers(url, "OLD-2")
+    await with_password.connect()
+    await without.connect()
+    assert (await with_password.boot())["status"] == "Accepted"
+    assert (await without.boot())["status"] == "Accepted"
+    token = base64.b64encode(b"OLD-1:0ld-CSMS-Passw0rd").decode()
+    assert legacy.authorizations == {"OLD-1": f"Basic {token}", "OLD-2": None}

@@ -6,6 +6,7 @@ that no password or hash ever reaches stderr (nor stdout, but where it is the ou
 from __future__ import annotations
 
 import asyncio
+import getpass
 import io
 import os
 import re
@@ -145,7 +146,7 @@ def test_hash_prompts_twice_without_echo_on_a_terminal(
         return "typed-at-a-terminal"
 
     monkeypatch.setattr(sys, "stdin", _Terminal("not this\n"))
-    monkeypatch.setattr(cli.getpass, "getpass", typed)
+    monkeypatch.setattr(getpass, "getpass", typed)
 
     assert cli.main(["credentials", "hash"]) == 0
 
@@ -161,7 +162,7 @@ def test_hash_refuses_two_different_passwords_on_a_terminal(
     """A typo in one of the two prompts: exit 2, no hash, neither password shown."""
     answers = iter(["first-typed-password", "second-typed-password"])
     monkeypatch.setattr(sys, "stdin", _Terminal())
-    monkeypatch.setattr(cli.getpass, "getpass", lambda prompt="": next(answers))
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": next(answers))
 
     assert cli.main(["credentials", "hash"]) == 2
 

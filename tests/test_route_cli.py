@@ -19,7 +19,7 @@ from pathlib import Path
 import prometheus_client
 import pytest
 
-from gateway import cli
+from gateway import cli, route_cli
 from gateway.config import SETTINGS_FLAGS
 from gateway.ops_http import OpsServer
 from gateway.sim.charger import ChargerSim
@@ -151,7 +151,7 @@ async def reconnect(charger: ChargerSim) -> None:
 def test_the_client_reads_the_token_from_the_variable_serve_reads() -> None:
     """One variable for both ends: the setting admin_token's own."""
     (spec,) = (spec for spec in SETTINGS_FLAGS if spec.name == "admin_token")
-    assert spec.env_var == cli.ADMIN_TOKEN_ENV == "OCPP_GATEWAY_ADMIN_TOKEN"
+    assert spec.env_var == route_cli.ADMIN_TOKEN_ENV == "OCPP_GATEWAY_ADMIN_TOKEN"
 
 
 @pytest.mark.integration

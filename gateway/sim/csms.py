@@ -21,21 +21,19 @@ It shares no code with the gateway (only :mod:`gateway.sim.wire`).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import ssl as ssl_module
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from http import HTTPStatus
 from types import TracebackType
 from typing import Self, TypeAlias
-from urllib.parse import unquote, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
+from gateway.sim.stations import Received, StationLink, StationsKept, station_of
 from gateway.sim.wire import (
     Call,
     CallError,
@@ -72,30 +70,6 @@ _EMPTY_RESPONSE_ACTIONS = (
 )
 
 
-@dataclass(frozen=True)
-class Received:
-    """A valid CALL the CSMS received and admitted."""
-
-    station_id: str
-    action: str
-    payload: JsonObject
-    message_id: str
-
-
-@dataclass(eq=False)
-class _StationLink:
-    """One accepted websocket connection of a station."""
-
-    station_id: str
-    path: str
-    peer: OcppjPeer
-
-
-def _station_of(path: str) -> str:
-    """The station id: the last segment of the request path, percent-decoded."""
-    return unquote(urlsplit(path).path.rsplit("/", 1)[-1])
-
-
 def _accept_all(_id_token: JsonObject) -> JsonObject:
     return {"status": "Accepted"}
 
@@ -130,7 +104,7 @@ class _StationDispatcher:
         return payload
 
 
-class CsmsSim:
+class CsmsSim(StationsKept):
     """An OCPP 2.0.1 CSMS for tests (see module docstring)."""
 
     def __init__(
@@ -157,9 +131,8 @@ class CsmsSim:
         self.handlers: dict[str, CsmsHandler] = {**self._default_handlers(), **(handlers or {})}
         #: While True, opening handshakes are answered HTTP 503.
         self.refuse_connections = False
+        StationsKept.__init__(self)
         self.violations: list[str] = []
-        self.messages: list[Received] = []
-        self.connections: list[tuple[str, str]] = []
         self.duplicate_connections: list[str] = []
         self.security_errors: list[tuple[str, str]] = []
         #: Per station, the subject CN of the client certificate its latest accepted
@@ -170,9 +143,6 @@ class CsmsSim:
         #: Stations whose BootNotification was answered Accepted (kept across connections).
         self.registered: set[str] = set()
         self._validator = validator
-        self._open: dict[str, list[_StationLink]] = {}
-        self._unmatched: dict[str, asyncio.Queue[str]] = {}
-        self._changed = asyncio.Condition()
         self._server: Server | None = None
 
     # ---- lifecycle
@@ -234,7 +204,7 @@ class CsmsSim:
         if self.refuse_connections:
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "CSMS sim is refusing\n")
         if self.passwords is not None:
-            station_id = _station_of(request.path)
+            station_id = station_of(request.path)
             if not self._authorized(station_id, request.headers.get("Authorization")):
                 self.refused.append((station_id, int(HTTPStatus.UNAUTHORIZED)))
                 response = connection.respond(HTTPStatus.UNAUTHORIZED, "Unauthorized\n")
@@ -275,7 +245,7 @@ class CsmsSim:
     async def _serve_connection(self, websocket: ServerConnection) -> None:
         request = websocket.request
         path = request.path if request is not None else "/"
-        station_id = _station_of(path)
+        station_id = station_of(path)
         peer = OcppjPeer(
             websocket,
             version="2.0.1",
@@ -285,7 +255,7 @@ class CsmsSim:
             label=station_id,
             validator=self._validator,
         )
-        link = _StationLink(station_id, path, peer)
+        link = StationLink(station_id, path, peer)
         async with self._changed:
             if self.ssl is not None:
                 self.client_identities[station_id] = self._client_identity(websocket)
@@ -301,162 +271,6 @@ class CsmsSim:
             self._open[station_id].remove(link)
             async with self._changed:
                 self._changed.notify_all()
-
-    def _unmatched_queue(self, station_id: str) -> asyncio.Queue[str]:
-        return self._unmatched.setdefault(station_id, asyncio.Queue())
-
-    def _link(self, station_id: str) -> _StationLink:
-        open_links = self._open.get(station_id)
-        if not open_links:
-            raise LookupError(f"station {station_id!r} is not connected")
-        return open_links[-1]
-
-    def is_connected(self, station_id: str) -> bool:
-        """True while at least one connection of ``station_id`` is open."""
-        return bool(self._open.get(station_id))
-
-    def connection_count(self, station_id: str) -> int:
-        """How many connections of ``station_id`` were accepted in total."""
-        return sum(1 for station, _ in self.connections if station == station_id)
-
-    async def _wait(
-        self,
-        predicate: Callable[[], bool],
-        timeout: float,  # noqa: ASYNC109 - callers pass their deadline through
-        what: str,
-    ) -> None:
-        try:
-            async with asyncio.timeout(timeout), self._changed:
-                await self._changed.wait_for(predicate)
-        except TimeoutError:
-            raise TimeoutError(f"CsmsSim: timed out after {timeout}s waiting for {what}") from None
-
-    async def wait_connected(
-        self,
-        station_id: str,
-        *,
-        count: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109 - API mirrors the other waits
-    ) -> None:
-        """Return once ``count`` connections of ``station_id`` were accepted in total."""
-        await self._wait(
-            lambda: self.connection_count(station_id) >= count,
-            timeout,
-            f"{count} connection(s) of {station_id!r} (seen {self.connections})",
-        )
-
-    def open_connections(self, station_id: str) -> int:
-        """How many connections of ``station_id`` are open now."""
-        return len(self._open.get(station_id, []))
-
-    async def wait_open_connections(
-        self,
-        station_id: str,
-        count: int,
-        timeout: float = 5.0,  # noqa: ASYNC109 - API mirrors the other waits
-    ) -> None:
-        """Return once exactly ``count`` connections of ``station_id`` are open."""
-        await self._wait(
-            lambda: self.open_connections(station_id) == count,
-            timeout,
-            f"{count} open connection(s) of {station_id!r}",
-        )
-
-    async def wait_disconnected(
-        self,
-        station_id: str,
-        timeout: float = 5.0,  # noqa: ASYNC109 - API mirrors the other waits
-    ) -> None:
-        """Return once no connection of ``station_id`` is open."""
-        await self._wait(
-            lambda: not self.is_connected(station_id), timeout, f"{station_id!r} to disconnect"
-        )
-
-    async def drop(self, station_id: str, code: int = 1011, reason: str = "sim drop") -> None:
-        """Close the station's current connection from the CSMS side and wait until it ended."""
-        link = self._link(station_id)
-        await link.peer.websocket.close(code, reason)
-        await self._wait(
-            lambda: link not in self._open.get(station_id, []),
-            10.0,
-            f"{station_id!r} connection handler to finish",
-        )
-
-    # ---- received CALLs
-
-    async def _record(self, message: Received) -> None:
-        async with self._changed:
-            self.messages.append(message)
-            self._changed.notify_all()
-
-    def received(
-        self,
-        action: str,
-        *,
-        station_id: str | None = None,
-        where: Callable[[JsonObject], bool] | None = None,
-    ) -> list[Received]:
-        """The admitted messages matching ``action`` (and station / predicate if given)."""
-        return [
-            message
-            for message in self.messages
-            if message.action == action
-            and (station_id is None or message.station_id == station_id)
-            and (where is None or where(message.payload))
-        ]
-
-    async def wait_for(
-        self,
-        action: str,
-        *,
-        station_id: str | None = None,
-        where: Callable[[JsonObject], bool] | None = None,
-        count: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109 - API mirrors the other waits
-    ) -> list[Received]:
-        """All matching admitted messages, once at least ``count`` of them arrived."""
-        await self._wait(
-            lambda: len(self.received(action, station_id=station_id, where=where)) >= count,
-            timeout,
-            f"{count} {action} message(s)"
-            + (f" from {station_id!r}" if station_id is not None else "")
-            + f" (received {[(m.station_id, m.action) for m in self.messages]})",
-        )
-        return self.received(action, station_id=station_id, where=where)
-
-    # ---- CSMS -> station
-
-    async def call(
-        self,
-        station_id: str,
-        action: str,
-        payload: JsonObject,
-        *,
-        timeout: float = 5.0,  # noqa: ASYNC109 - per-call answer deadline
-        validate: bool = True,
-    ) -> JsonObject:
-        """Send a CALL to the station's current connection; return the CALLRESULT payload.
-
-        Raises :class:`LookupError` if the station is not connected,
-        :class:`~.wire.SchemaViolation` for an invalid request (when ``validate``) or an
-        invalid CALLRESULT (also recorded), :class:`~.wire.CallErrorReceived` on CALLERROR,
-        :class:`TimeoutError` and :class:`ConnectionError`.
-        """
-        peer = self._link(station_id).peer
-        return await peer.call(action, payload, timeout=timeout, validate=validate)
-
-    async def send_raw(self, station_id: str, text: str) -> None:
-        """Send ``text`` unchecked to the station's current connection."""
-        await self._link(station_id).peer.send_raw(text)
-
-    async def next_unmatched(
-        self,
-        station_id: str,
-        timeout: float = 5.0,  # noqa: ASYNC109 - API mirrors the other waits
-    ) -> str:
-        """The next frame from the station that was neither a CALL nor an awaited answer."""
-        async with asyncio.timeout(timeout):
-            return await self._unmatched_queue(station_id).get()
 
     # ---- default handlers
 

@@ -26,16 +26,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from http import HTTPStatus
 from types import TracebackType
 from typing import Self, TypeAlias
-from urllib.parse import unquote, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
+from gateway.sim.stations import Received, StationLink, StationsKept, station_of
 from gateway.sim.wire import (
     Call,
     CallError,
@@ -64,26 +63,7 @@ _EMPTY_RESPONSE_ACTIONS = (
 )
 
 
-@dataclass(frozen=True)
-class LegacyReceived:
-    """A valid CALL the CSMS received."""
-
-    station_id: str
-    action: str
-    payload: JsonObject
-    message_id: str
-
-
-@dataclass(eq=False)
-class _StationLink:
-    station_id: str
-    path: str
-    peer: OcppjPeer
-
-
-def _station_of(path: str) -> str:
-    """The charge point id: the last segment of the request path, percent-decoded."""
-    return unquote(urlsplit(path).path.rsplit("/", 1)[-1])
+LegacyReceived = Received  # the 1.6 sim records the same facts
 
 
 def _empty(_station_id: str, _payload: JsonObject) -> JsonObject:
@@ -142,7 +122,7 @@ class _StationDispatcher:
         return payload
 
 
-class LegacyCsmsSim:
+class LegacyCsmsSim(StationsKept):
     """An OCPP 1.6J central system for tests (see module docstring)."""
 
     def __init__(
@@ -170,12 +150,10 @@ class LegacyCsmsSim:
         self.refuse_connections = False
         #: The Authorization header of each station's latest handshake (None: none sent).
         self.authorizations: dict[str, str | None] = {}
+        StationsKept.__init__(self)
         self.violations: list[str] = []
-        self.messages: list[LegacyReceived] = []
         #: (charge point id, exact text) of every frame received, in arrival order.
         self.frames: list[tuple[str, str]] = []
-        #: (charge point id, request path) of every accepted connection.
-        self.connections: list[tuple[str, str]] = []
         self.duplicate_connections: list[str] = []
         #: Charge points whose BootNotification was answered Accepted.
         self.registered: set[str] = set()
@@ -183,9 +161,6 @@ class LegacyCsmsSim:
         self.open_transactions: dict[int, str] = {}
         self._transaction_ids = itertools.count(FIRST_TRANSACTION_ID)
         self.validator = validator
-        self._open: dict[str, list[_StationLink]] = {}
-        self._unmatched: dict[str, asyncio.Queue[str]] = {}
-        self._changed = asyncio.Condition()
         self._server: Server | None = None
 
     # ---- lifecycle
@@ -243,7 +218,7 @@ class LegacyCsmsSim:
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         # What the charger's side presented: a pass-through must hand its credentials on.
-        self.authorizations[_station_of(request.path)] = request.headers.get("Authorization")
+        self.authorizations[station_of(request.path)] = request.headers.get("Authorization")
         if self.refuse_connections:
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "legacy CSMS sim refusing\n")
         return None
@@ -251,7 +226,7 @@ class LegacyCsmsSim:
     async def _serve_connection(self, websocket: ServerConnection) -> None:
         request = websocket.request
         path = request.path if request is not None else "/"
-        station_id = _station_of(path)
+        station_id = station_of(path)
         peer = _RecordingPeer(
             websocket,
             sim=self,
@@ -259,7 +234,7 @@ class LegacyCsmsSim:
             unmatched=self._unmatched.setdefault(station_id, asyncio.Queue()),
             label=station_id,
         )
-        link = _StationLink(station_id, path, peer)
+        link = StationLink(station_id, path, peer)
         async with self._changed:
             open_links = self._open.setdefault(station_id, [])
             if open_links:
@@ -274,150 +249,9 @@ class LegacyCsmsSim:
             async with self._changed:
                 self._changed.notify_all()
 
-    def _link(self, station_id: str) -> _StationLink:
-        open_links = self._open.get(station_id)
-        if not open_links:
-            raise LookupError(f"charge point {station_id!r} is not connected")
-        return open_links[-1]
-
-    @property
-    def connected_stations(self) -> frozenset[str]:
-        """Charge points with at least one open connection."""
-        return frozenset(station for station, links in self._open.items() if links)
-
-    def is_connected(self, station_id: str) -> bool:
-        return bool(self._open.get(station_id))
-
-    def connection_count(self, station_id: str) -> int:
-        """How many connections of ``station_id`` were accepted in total."""
-        return sum(1 for station, _ in self.connections if station == station_id)
-
-    async def _wait(
-        self,
-        predicate: Callable[[], bool],
-        timeout: float,  # noqa: ASYNC109 - callers pass their deadline through
-        what: str,
-    ) -> None:
-        try:
-            async with asyncio.timeout(timeout), self._changed:
-                await self._changed.wait_for(predicate)
-        except TimeoutError:
-            raise TimeoutError(
-                f"LegacyCsmsSim: timed out after {timeout}s waiting for {what}"
-            ) from None
-
-    async def wait_connected(
-        self,
-        station_id: str,
-        *,
-        count: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109 - API mirrors the other waits
-    ) -> None:
-        """Return once ``count`` connections of ``station_id`` were accepted in total."""
-        await self._wait(
-            lambda: self.connection_count(station_id) >= count,
-            timeout,
-            f"{count} connection(s) of {station_id!r} (seen {self.connections})",
-        )
-
-    async def wait_disconnected(
-        self,
-        station_id: str,
-        timeout: float = 5.0,  # noqa: ASYNC109 - API mirrors the other waits
-    ) -> None:
-        """Return once no connection of ``station_id`` is open."""
-        await self._wait(
-            lambda: not self.is_connected(station_id), timeout, f"{station_id!r} to disconnect"
-        )
-
-    async def drop(self, station_id: str, code: int = 1011, reason: str = "sim drop") -> None:
-        """Close the charge point's connection from the CSMS side; wait until it ended."""
-        link = self._link(station_id)
-        await link.peer.websocket.close(code, reason)
-        await self._wait(
-            lambda: link not in self._open.get(station_id, []),
-            10.0,
-            f"{station_id!r} connection handler to finish",
-        )
-
-    # ---- received CALLs
-
-    async def _record(self, message: LegacyReceived) -> None:
-        async with self._changed:
-            self.messages.append(message)
-            self._changed.notify_all()
-
-    def received(
-        self,
-        action: str,
-        *,
-        station_id: str | None = None,
-        where: Callable[[JsonObject], bool] | None = None,
-    ) -> list[LegacyReceived]:
-        """The received CALLs matching ``action`` (and station / predicate if given)."""
-        return [
-            message
-            for message in self.messages
-            if message.action == action
-            and (station_id is None or message.station_id == station_id)
-            and (where is None or where(message.payload))
-        ]
-
     def frames_of(self, station_id: str) -> list[str]:
         """The exact text of every frame received from ``station_id``."""
         return [text for station, text in self.frames if station == station_id]
-
-    async def wait_for(
-        self,
-        action: str,
-        *,
-        station_id: str | None = None,
-        where: Callable[[JsonObject], bool] | None = None,
-        count: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109 - API mirrors the other waits
-    ) -> list[LegacyReceived]:
-        """All matching received CALLs, once at least ``count`` of them arrived."""
-        await self._wait(
-            lambda: len(self.received(action, station_id=station_id, where=where)) >= count,
-            timeout,
-            f"{count} {action} message(s)"
-            + (f" from {station_id!r}" if station_id is not None else "")
-            + f" (received {[(m.station_id, m.action) for m in self.messages]})",
-        )
-        return self.received(action, station_id=station_id, where=where)
-
-    # ---- CSMS -> charge point
-
-    async def call(
-        self,
-        station_id: str,
-        action: str,
-        payload: JsonObject,
-        *,
-        timeout: float = 5.0,  # noqa: ASYNC109 - per-call answer deadline
-        validate: bool = True,
-    ) -> JsonObject:
-        """Send a CALL to the charge point's current connection; return the CALLRESULT
-        payload. Raises :class:`LookupError` if it is not connected,
-        :class:`~.wire.SchemaViolation` for an invalid request (when ``validate``) or an
-        invalid CALLRESULT (also recorded), :class:`~.wire.CallErrorReceived` on
-        CALLERROR, :class:`TimeoutError` and :class:`ConnectionError`."""
-        peer = self._link(station_id).peer
-        return await peer.call(action, payload, timeout=timeout, validate=validate)
-
-    async def send_raw(self, station_id: str, text: str) -> None:
-        """Send ``text`` unchecked to the charge point's current connection."""
-        await self._link(station_id).peer.send_raw(text)
-
-    async def next_unmatched(
-        self,
-        station_id: str,
-        timeout: float = 5.0,  # noqa: ASYNC109 - API mirrors the other waits
-    ) -> str:
-        """The next frame from the charge point that was neither a CALL nor an awaited
-        answer."""
-        async with asyncio.timeout(timeout):
-            return await self._unmatched.setdefault(station_id, asyncio.Queue()).get()
 
     # ---- default handlers
 

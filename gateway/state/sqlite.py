@@ -225,7 +225,7 @@ class SqliteStore:
         self._closed = False
         # Group commit: durable commits that arrive while one is being written wait and
         # go together in the next transaction, one fsync for all of them.
-        self._waiting: list[tuple[_Apply, asyncio.Future[tuple[int, ...]]]] = []
+        self._waiting: list[tuple[_Apply, asyncio.Future[tuple[int, ...]], bool]] = []
         self._writer: asyncio.Task[None] | None = None
         self._checkpointer: _Checkpointer | None = None
 
@@ -338,23 +338,22 @@ class SqliteStore:
             db.executemany(_PUT_AUTHORIZATION, authorizations)
             return positions
 
-        if (
-            change.append
-            or change.transactions
-            or station is not None
-            or (change.clear_authorizations)
-        ):
-            return await self._commit_durably(apply)
-        # Only deliveries and cache entries: losing them to a power cut means a message
-        # is delivered twice (at least once, same payload) or a cache entry is missing,
-        # never a lost message. WAL with synchronous=NORMAL skips the fsync here, which
-        # halves the fsyncs per delivered message.
-        return await self._run(lambda db: _without_fsync(db, lambda db: _atomically(db, apply)))
+        # Only deliveries and cache entries need no fsync: losing them to a power cut
+        # means a message is delivered twice (at least once, same payload) or a cache
+        # entry is missing, never a lost message. A group of such commits alone is
+        # written with synchronous=NORMAL, which halves the fsyncs per delivered message.
+        durable = bool(
+            change.append or change.transactions or station is not None
+            or change.clear_authorizations
+        )  # fmt: skip
+        return await self._commit_in_group(apply, durable=durable)
 
-    async def _commit_durably(self, apply: _Apply) -> tuple[int, ...]:
+    async def _commit_in_group(self, apply: _Apply, *, durable: bool) -> tuple[int, ...]:
         """Apply in the next group transaction (see ``_write_groups``)."""
+        if self._closed:
+            raise StateError(f"{self._path}: store is closed")
         future: asyncio.Future[tuple[int, ...]] = asyncio.get_running_loop().create_future()
-        self._waiting.append((apply, future))
+        self._waiting.append((apply, future, durable))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_groups())
         return await future
@@ -368,17 +367,20 @@ class SqliteStore:
         """
         while self._waiting:
             group, self._waiting = self._waiting, []
-            applies = [apply for apply, _ in group]
+            applies = [apply for apply, _, _ in group]
+            durable = any(durable for _, _, durable in group)
             try:
                 outcomes = await self._run(
-                    functools.partial(_apply_group, applies=applies, path=self._path)
+                    functools.partial(
+                        _apply_group, applies=applies, path=self._path, durable=durable
+                    )
                 )
             except StateError as exc:
                 outcomes = [StateError(str(exc)) for _ in group]
             except Exception as exc:  # never leave a caller waiting for an answer
                 log.exception("group commit failed unexpectedly")
                 outcomes = [StateError(f"{self._path}: {exc!r}") for _ in group]
-            for (_, future), outcome in zip(group, outcomes, strict=True):
+            for (_, future, _), outcome in zip(group, outcomes, strict=True):
                 if future.done():  # the caller gave up waiting; its change stands or not
                     continue
                 if isinstance(outcome, BaseException):
@@ -632,9 +634,10 @@ _Apply = Callable[[sqlite3.Connection], tuple[int, ...]]
 
 
 def _apply_group(
-    db: sqlite3.Connection, *, applies: list[_Apply], path: str
+    db: sqlite3.Connection, *, applies: list[_Apply], path: str, durable: bool
 ) -> list[tuple[int, ...] | StateError]:
-    """Apply each commit in a savepoint of one transaction; what each gave or raised."""
+    """Apply each commit in a savepoint of one transaction; what each gave or raised.
+    Without ``durable`` the transaction's commit skips the fsync (:func:`_without_fsync`)."""
     outcomes: list[tuple[int, ...] | StateError] = []
 
     def group(db: sqlite3.Connection) -> None:
@@ -650,7 +653,10 @@ def _apply_group(
                 outcomes.append(StateError(f"{path}: {exc}"))
             db.execute("RELEASE one_commit")
 
-    _atomically(db, group)
+    if durable:
+        _atomically(db, group)
+    else:
+        _without_fsync(db, lambda db: _atomically(db, group))
     return outcomes
 
 

@@ -93,3 +93,40 @@ async def test_the_wal_is_checkpointed_in_the_background_and_truncated_at_close(
     await store.close()
     wal = path.with_name("state.db-wal")
     assert not wal.exists() or wal.stat().st_size == 0
+
+
+async def test_deliveries_share_the_group_and_the_connection_stays_fully_synced(
+    tmp_path: Path,
+) -> None:
+    """Delivery records (no fsync needed) go through the same group writer as durable
+    commits: issued together they all land, a station's order holds, and a group of
+    deliveries alone leaves the connection back on synchronous=FULL for the next one."""
+    store = SqliteStore(str(tmp_path / "state.db"))
+    await store.open()
+    try:
+        first = await asyncio.gather(
+            *(store.commit("CP1", Change(append=(heartbeat(n),))) for n in range(10))
+        )
+        positions = [p for (p,) in first]
+        # Deliver the first five while five more are appended, all in flight at once.
+        mixed = [store.commit("CP1", Change(delivered=(p,))) for p in positions[:5]]
+        mixed += [store.commit("CP1", Change(append=(heartbeat(n),))) for n in range(10, 15)]
+        await asyncio.gather(*mixed)
+        pending = await store.pending_outbox("CP1")
+        assert [m.payload["n"] for m in pending] == list(range(5, 15))
+        # A group of deliveries alone.
+        await asyncio.gather(
+            *(store.commit("CP1", Change(delivered=(m.position,))) for m in pending[:5])
+        )
+        assert [m.payload["n"] for m in await store.pending_outbox("CP1")] == list(range(10, 15))
+        assert store._db is not None
+        assert await store._run(lambda db: db.execute("PRAGMA synchronous").fetchone()) == (2,)
+    finally:
+        await store.close()
+    reopened = SqliteStore(str(tmp_path / "state.db"))
+    await reopened.open()
+    try:
+        remaining = [m.payload["n"] for m in await reopened.pending_outbox("CP1")]
+        assert remaining == list(range(10, 15))
+    finally:
+        await reopened.close()

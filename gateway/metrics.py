@@ -12,6 +12,7 @@ process and read each one's numbers.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Final, Protocol
 
@@ -267,6 +268,14 @@ class GatewayMetrics:
             registry=r,
         )
 
+        # The per-message metrics' children, memoised: labels() takes a lock and str()s
+        # every value on each call, and a translated round trip updates several. The
+        # label values are bounded (action_label), so are the caches.
+        self.message_counter = functools.cache(self.messages.labels)
+        self.call_timer = functools.cache(self.call_duration.labels)
+        self.translation_timer = functools.cache(self.translation_duration.labels)
+        self.delivery_counter = functools.cache(self.outbox_delivered.labels)
+
     def watch_outbox(self, head: OutboxHead) -> None:
         """Count ``head`` in the oldest-entry age while it has messages queued."""
         self._outbox_heads.add(head)
@@ -283,4 +292,4 @@ class GatewayMetrics:
         return 0.0 if oldest is None else max(0.0, now - oldest)
 
     def count_message(self, side: str, direction: str, message_type: str, action: str) -> None:
-        self.messages.labels(side, direction, message_type, action_label(action)).inc()
+        self.message_counter(side, direction, message_type, action_label(action)).inc()

@@ -16,7 +16,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from dataclasses import replace as dataclass_replace
 from datetime import UTC, datetime
 
 from gateway import schemas
@@ -471,9 +470,7 @@ class TranslatingSession:
         convert = self._converter(direction, call.action, route)
         if handler is not None:
             # Only validation is timed: the desk's own time is mostly store and CSMS I/O.
-            self._metrics.translation_duration.labels(direction).observe(
-                time.perf_counter() - started
-            )
+            self._metrics.translation_timer(direction).observe(time.perf_counter() - started)
             reply, then = await handler(payload)
             self._check(source, call.action, Kind.RESPONSE, reply)
             return reply, then
@@ -481,7 +478,7 @@ class TranslatingSession:
         ctx = self._context()
         outcome = convert(payload, ctx)
         self._keeper.apply(outcome.effects)
-        self._metrics.translation_duration.labels(direction).observe(time.perf_counter() - started)
+        self._metrics.translation_timer(direction).observe(time.perf_counter() - started)
         if outcome.forward is None:
             reply = outcome.reply or {}
             then = outcome.then
@@ -597,11 +594,7 @@ class TranslatingSession:
             station_id=self.station_id,
             tables=self._tables,
             layout=self._layout,
-            station=dataclass_replace(
-                self._state.view(),
-                open_transactions=open_transactions,
-                legacy_transaction_ids=legacy_ids,
-            ),
+            station=self._state.view(open_transactions, legacy_ids),
             next_event_id=self._next_event_id,
             immediate_reset=self._settings.immediate_reset,
         )

@@ -110,9 +110,7 @@ class OutgoingCalls:
         if pending is None or pending.unique_id != frame.unique_id or pending.answer.done():
             return False
         elapsed = time.perf_counter() - pending.started
-        self._metrics.call_duration.labels(self._side, action_label(pending.action)).observe(
-            elapsed
-        )
+        self._metrics.call_timer(self._side, action_label(pending.action)).observe(elapsed)
         pending.answer.set_result(frame)
         return True
 

@@ -128,8 +128,7 @@ class OutboxCourier:
             change = dataclasses.replace(change, append=appended)
         positions = await self._store.commit(self._station_id, change)
         queued = tuple(
-            dataclasses.replace(message, position=position)
-            for message, position in zip(change.append, positions, strict=True)
+            message.at(position) for message, position in zip(change.append, positions, strict=True)
         )
         if queued:
             loop = asyncio.get_running_loop()
@@ -283,8 +282,8 @@ class OutboxCourier:
             except Exception:  # a bad answer must not block the queue forever
                 log.exception("cannot process the CSMS's answer to %s", message.action)
                 change = Change()
-            change = dataclasses.replace(change, delivered=(*change.delivered, message.position))
-            self._metrics.outbox_delivered.labels(
+            change = change.and_delivered(message.position)
+            self._metrics.delivery_counter(
                 action_label(message.action), str(message.offline).lower()
             ).inc()
             await self._finish(message, result, change)

@@ -166,7 +166,7 @@ class PassThroughSession:
             self._metrics.call_errors.labels(sender, "in", read_error_code(frame.code)).inc()
         if started is not None:
             # The round trip of a CALL the receiver made, as seen through the gateway.
-            self._metrics.call_duration.labels(sender, action_label(action)).observe(
+            self._metrics.call_timer(sender, action_label(action)).observe(
                 time.perf_counter() - started
             )
         return action

@@ -7,6 +7,7 @@ goes into a :class:`~gateway.state.Change`, so a write always carries the latest
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from gateway.ocppj import Payload
@@ -75,10 +76,17 @@ class StationState:
             security_extension=self.security_extension,
         )
 
-    def view(self) -> StationView:
+    def view(
+        self,
+        open_transactions: Mapping[int, bool] | None = None,
+        legacy_transaction_ids: Mapping[str, int] | None = None,
+    ) -> StationView:
         """What converters may know of the station: who made it, its registration, the
-        state of its connectors. (Open transactions are the desk's; the bridge adds them.)"""
+        state of its connectors. (Open transactions are the desk's; the bridge passes
+        them in.)"""
         return StationView(
+            open_transactions={} if open_transactions is None else open_transactions,
+            legacy_transaction_ids={} if legacy_transaction_ids is None else legacy_transaction_ids,
             vendor=self.boot.get("chargePointVendor"),
             model=self.boot.get("chargePointModel"),
             connector_errors=dict(self.connector_errors),

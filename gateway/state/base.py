@@ -122,6 +122,11 @@ class OutboxMessage:
     offline: bool = False
     position: int = 0
 
+    def at(self, position: int) -> OutboxMessage:
+        """This message, as appended at ``position`` (dataclasses.replace, but on the hot
+        path, where replace's field introspection costs more than the message's write)."""
+        return OutboxMessage(self.action, self.payload, self.transaction_id, self.offline, position)
+
 
 @dataclass(frozen=True, slots=True)
 class Change:
@@ -135,6 +140,17 @@ class Change:
     authorizations: tuple[tuple[str, Payload], ...] = ()
     # ClearCache (2.0.1 C11): the station's cache entries are removed first.
     clear_authorizations: bool = False
+
+    def and_delivered(self, position: int) -> Change:
+        """This change, also removing outbox entry ``position`` (see OutboxMessage.at)."""
+        return Change(
+            self.station,
+            self.transactions,
+            self.append,
+            (*self.delivered, position),
+            self.authorizations,
+            self.clear_authorizations,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -179,11 +179,15 @@ def outbox_message(row: Row) -> OutboxMessage:
 
 def check_owner(station_id: str, change: Change) -> None:
     """A Change belongs to one station: a record of another would be filed under it."""
+    station = change.station
+    if (station is None or station.station_id == station_id) and all(
+        record.station_id == station_id for record in change.transactions
+    ):
+        return
     owners = {record.station_id for record in change.transactions}
-    if change.station is not None:
-        owners.add(change.station.station_id)
-    if owners - {station_id}:
-        raise ValueError(f"change for {station_id!r} holds records of {sorted(owners)}")
+    if station is not None:
+        owners.add(station.station_id)
+    raise ValueError(f"change for {station_id!r} holds records of {sorted(owners)}")
 
 
 def check_ttl(ttl: float) -> None:

@@ -60,9 +60,10 @@ def _repair_element(
 ) -> object:
     if not isinstance(element, dict) or not isinstance(element.get("sampledValue"), list):
         return element
+    before = len(applied)
     samples = element["sampledValue"]
     repaired = [_repair_sample(sample, quirks, units, applied) for sample in samples]
-    if all(new is old for new, old in zip(repaired, samples, strict=True)):
+    if len(applied) == before:  # a sample is replaced exactly when a rule applied to it
         return element
     return {**element, "sampledValue": repaired}
 
@@ -70,32 +71,41 @@ def _repair_element(
 def _repair_sample(
     sample: object, quirks: MeterQuirks, units: frozenset[str], applied: list[str]
 ) -> object:
+    """The sample with the enabled rules applied; ``sample`` itself when none applies
+    (the usual case, so the copy is made only at the first repair)."""
     if not isinstance(sample, dict):
         return sample
-    fixed = dict(sample)
+    fixed: dict[str, object] | None = None
     rules: list[str] = []
-    value = fixed.get("value")
+    value = sample.get("value")
     if quirks.numeric_values and not isinstance(value, bool) and isinstance(value, int | float):
         try:
-            fixed["value"] = number_as_text(value)
-            rules.append("numeric_values")
+            text = number_as_text(value)
         except UnconvertibleSample:
             pass
-    measurand = fixed.get("measurand", _DEFAULT_MEASURAND)
-    unit = fixed.get("unit")
+        else:
+            fixed = dict(sample)
+            fixed["value"] = text
+            rules.append("numeric_values")
+    measurand = sample.get("measurand", _DEFAULT_MEASURAND)
+    unit = sample.get("unit")
     if quirks.unit_spelling and isinstance(unit, str) and unit not in units:
         spelled = _SPELLING.get(unit.casefold())
         if spelled in units:  # "Hertz" is not, in StopTransaction
+            fixed = dict(sample) if fixed is None else fixed
             fixed["unit"] = spelled
+            rules.append("unit_spelling")
         elif unit.casefold() in _HERTZ and measurand == _FREQUENCY:
+            fixed = dict(sample) if fixed is None else fixed
             del fixed["unit"]  # 1.6 Frequency is in Hertz by definition [16 §7.31]
-        if fixed.get("unit") != unit:
             rules.append("unit_spelling")
     is_energy = isinstance(measurand, str) and measurand.startswith("Energy.")
-    if quirks.energy_kwh_as_wh and is_energy and fixed.get("unit", "Wh") == "Wh":
+    current = sample if fixed is None else fixed
+    if quirks.energy_kwh_as_wh and is_energy and current.get("unit", "Wh") == "Wh":
+        fixed = dict(sample) if fixed is None else fixed
         fixed["unit"] = "kWh"
         rules.append("energy_kwh_as_wh")
-    if not rules:
+    if fixed is None:
         return sample
     applied.extend(rules)
     return fixed

@@ -142,6 +142,38 @@ def test_decimal_text_becomes_a_json_number(text: str, number: float) -> None:
     assert isinstance(converted["value"], int) == isinstance(number, int)
 
 
+def _decimal_reference(text: str) -> int | float:
+    """What a 1.6 decimal means as a JSON number, from Decimal alone (no fast path)."""
+    number = Decimal(text)
+    if number == number.to_integral_value() and abs(number) < 2**63:
+        return int(number)
+    return float(number)
+
+
+_DECIMAL_TEXTS = st.builds(
+    lambda sign, whole, point, fraction, pad: f"{pad}{sign}{whole}{point}{fraction}{pad}",
+    st.sampled_from(["", "+", "-"]),
+    st.text("0123456789", max_size=20),
+    st.sampled_from(["", "."]),
+    st.text("0000123456789", max_size=20),
+    st.sampled_from(["", " "]),
+).filter(lambda text: any(c.isdigit() for c in text) and ("." in text or text.strip("+- ")))
+
+
+@given(_DECIMAL_TEXTS)
+@settings(max_examples=2000, deadline=None)
+def test_every_decimal_text_reads_as_its_exact_value(text: str) -> None:
+    """Short readings take a fast path (int()/float(), no Decimal); long ones, exponents
+    and integral values beyond 2**63 do not. Either way the number is the one the text
+    means: an int exactly when integral and within 64 bits, else the nearest double."""
+    if not text.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        return  # "+." and the like: not a decimal, covered by the refusal tests
+    converted = sampled_value_to_v201({"value": text})["value"]
+    expected = _decimal_reference(text)
+    assert converted == expected
+    assert type(converted) is type(expected)
+
+
 @pytest.mark.parametrize(
     "text", ["NaN", "Infinity", "-inf", "sNaN", "abc", "", "12,5", "1_000", "\u0661\u0662", "0x10"]
 )

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from gateway import __version__
 from gateway.bench.options import add_bench_arguments
+from gateway.collector import tune_for_serving
 from gateway.config import (
     ConfigError,
     Settings,
@@ -52,6 +53,7 @@ async def _serve(settings: Settings) -> int:
 
     gateway = Gateway(settings)
     await gateway.start()
+    tune_for_serving()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -34,6 +34,7 @@ import orjson
 
 from gateway.bench.frames import MESSAGES, call_template, message_id, not_implemented, peek_call
 from gateway.bench.stub_csms import V201, answers
+from gateway.collector import tune_for_serving
 from gateway.errors import PeerUnavailable
 from gateway.mappings import load_tables
 from gateway.metrics import GatewayMetrics
@@ -139,12 +140,20 @@ class _Csms:
 
 
 async def run(
-    *, state: str, stations: int, messages: int, message: str, validate_inbound: bool
+    *,
+    state: str,
+    stations: int,
+    messages: int,
+    message: str,
+    validate_inbound: bool,
+    serving_gc: bool = True,
 ) -> HotPathResult:
     """Boot ``stations`` sessions, then time ``messages`` round trips over them all."""
     metrics = GatewayMetrics()
     store: Store = InstrumentedStore(open_store(state), metrics.store_duration)
     tables = load_tables()
+    if serving_gc:  # as `serve` does once started
+        tune_for_serving()
     settings = SessionSettings(validate_inbound=validate_inbound)
     now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     answer_table = answers(now)[V201]
@@ -192,6 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--message", choices=sorted(MESSAGES), default="meter-values")
     parser.add_argument("--no-validate-inbound", dest="validate", action="store_false")
     parser.add_argument("--repeat", type=int, default=3, help="runs; the best is reported")
+    parser.add_argument(
+        "--gc",
+        choices=["serving", "default"],
+        default="serving",
+        help="the collector settings of `ocpp-gateway serve` (default) or CPython's",
+    )
     options = parser.parse_args(argv)
     import uvloop  # noqa: PLC0415
 
@@ -207,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
                 messages=options.messages,
                 message=options.message,
                 validate_inbound=options.validate,
+                serving_gc=options.gc == "serving",
             )
         )
         print(

@@ -523,8 +523,10 @@ class TranslatingSession:
     def _repair_meter_values(self, payload: Payload) -> Payload:
         """Vendor quirk rules fix known meter value defects before validation; each
         repair is counted, so an operator sees which chargers need them."""
-        view = self._state.view()
-        quirks = self._tables.meter_quirks_for(view.vendor, view.model)
+        boot = self._state.boot
+        quirks = self._tables.meter_quirks_for(
+            boot.get("chargePointVendor"), boot.get("chargePointModel")
+        )
         repaired, rules = repair_meter_payload(payload, quirks)
         for rule in rules:
             self._metrics.meter_normalisations.labels(rule).inc()

@@ -20,15 +20,23 @@ from gateway.sim.csms import CsmsSim
 pytestmark = pytest.mark.integration
 
 
-async def _listening_port(process: asyncio.subprocess.Process) -> tuple[int, list[str]]:
-    """Read the gateway's log until it says which port it listens on."""
+async def _read_until(
+    process: asyncio.subprocess.Process, pattern: str
+) -> tuple[re.Match[str], list[str]]:
+    """Read the gateway's log until a line matches ``pattern``."""
     assert process.stdout is not None
     seen: list[str] = []
     while line := (await asyncio.wait_for(process.stdout.readline(), 20)).decode():
         seen.append(line)
-        if match := re.search(r"listening for chargers on port (\d+)", line):
-            return int(match.group(1)), seen
-    raise AssertionError(f"gateway exited before listening: {''.join(seen)}")
+        if match := re.search(pattern, line):
+            return match, seen
+    raise AssertionError(f"gateway exited before logging {pattern!r}: {''.join(seen)}")
+
+
+async def _listening_port(process: asyncio.subprocess.Process) -> tuple[int, list[str]]:
+    """Read the gateway's log until it says which port it listens on."""
+    match, seen = await _read_until(process, r"listening for chargers on port (\d+)")
+    return int(match.group(1)), seen
 
 
 async def test_serve_takes_settings_from_file_env_and_flags_and_exits_cleanly_on_sigterm(
@@ -54,6 +62,9 @@ async def test_serve_takes_settings_from_file_env_and_flags_and_exits_cleanly_on
         )  # fmt: skip
         try:
             port, log_lines = await _listening_port(process)
+            # Started: the collector is tuned for serving (gateway/collector.py).
+            tuned, _ = await _read_until(process, r"garbage collector: (\d+) start-up objects")
+            assert int(tuned.group(1)) > 10_000
             charger = ChargerSim(f"ws://127.0.0.1:{port}/ocpp", "CP-PROC")
             await charger.connect()
             assert (await charger.boot(vendor="ACME", model="X"))["status"] == "Accepted"

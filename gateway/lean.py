@@ -8,6 +8,11 @@ connection, so they were over a tenth of the gateway's memory per idle charger
 (docs/performance.md). These allocate only while somebody waits or something is queued;
 the subset of the API the gateway uses behaves as asyncio's does (a queue with
 ``maxsize`` <= 0 is unbounded; a cancelled ``get`` loses no item).
+
+Both keep the event loop they first wait on, as asyncio's do (``_LoopBoundMixin``):
+on CPython 3.11 every ``asyncio.get_running_loop()`` is a ``getpid()`` system call
+(a fork check), and a few of those per message were measurable on a VM
+(docs/performance.md). :func:`loop_of` gives other per-charger objects the same cache.
 """
 
 from __future__ import annotations
@@ -18,12 +23,18 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 
+def loop_of(cached: asyncio.AbstractEventLoop | None) -> asyncio.AbstractEventLoop:
+    """``cached`` if set, else the running loop: ``self._loop = loop_of(self._loop)``."""
+    return asyncio.get_running_loop() if cached is None else cached
+
+
 class LeanEvent:
-    __slots__ = ("_value", "_waiters")
+    __slots__ = ("_loop", "_value", "_waiters")
 
     def __init__(self) -> None:
         self._value = False
         self._waiters: list[asyncio.Future[None]] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def is_set(self) -> bool:
         return self._value
@@ -43,7 +54,8 @@ class LeanEvent:
     async def wait(self) -> bool:
         if self._value:
             return True
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._loop = loop = loop_of(self._loop)
+        waiter: asyncio.Future[None] = loop.create_future()
         if self._waiters is None:
             self._waiters = []
         self._waiters.append(waiter)
@@ -56,9 +68,10 @@ class LeanEvent:
 
 
 class LeanQueue(Generic[T]):
-    __slots__ = ("_getters", "_items", "_maxsize")
+    __slots__ = ("_getters", "_items", "_loop", "_maxsize")
 
     def __init__(self, maxsize: int = 0) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._maxsize = maxsize
         self._items: list[T] = []  # at most max_queued_calls long: pop(0) is cheap
         self._getters: list[asyncio.Future[None]] | None = None
@@ -77,7 +90,8 @@ class LeanQueue(Generic[T]):
 
     async def get(self) -> T:
         while not self._items:
-            getter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._loop = loop = loop_of(self._loop)
+            getter: asyncio.Future[None] = loop.create_future()
             if self._getters is None:
                 self._getters = []
             self._getters.append(getter)

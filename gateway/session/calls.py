@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from gateway.errors import CallTimeout, Overloaded, RemoteCallError
+from gateway.lean import loop_of
 from gateway.metrics import GatewayMetrics, action_label
 from gateway.ocppj import CallError, CallResult, Payload, dump_call, read_error_code
 from gateway.session.links import Side
@@ -54,6 +55,7 @@ class OutgoingCalls:
         # them distinct across gateway restarts too, so a late answer never matches.
         self._prefix = secrets.token_hex(4)
         self._counter = itertools.count(1)
+        self._loop: asyncio.AbstractEventLoop | None = None  # see gateway.lean.loop_of
 
     def pending_action(self, unique_id: str) -> str | None:
         pending = self._pending
@@ -85,22 +87,26 @@ class OutgoingCalls:
 
     async def _exchange(self, action: str, payload: Payload) -> CallResult | CallError:
         unique_id = f"{self._prefix}-{next(self._counter)}"
-        answer: asyncio.Future[CallResult | CallError] = asyncio.get_running_loop().create_future()
+        self._loop = loop = loop_of(self._loop)
+        answer: asyncio.Future[CallResult | CallError] = loop.create_future()
         self._pending = _Pending(unique_id, action, time.perf_counter(), answer)
         try:
             await self._send(dump_call(unique_id, action, payload))
             self._metrics.count_message(self._side, "out", "call", action)
+            # The timeout fails the answer, not the task: neither asyncio.wait_for (on
+            # 3.11 it returns an answer that arrived in the same step as a cancellation
+            # and swallows the cancel, which kept a closing session's worker alive) nor
+            # asyncio.timeout (three getpid() calls per CALL on 3.11, and a cancel).
+            expiry = loop.call_later(self._timeout, _expire, answer)
             try:
-                # asyncio.timeout, not wait_for: on 3.11, wait_for returns an answer that
-                # arrived in the same step as a cancellation and swallows the cancel, so
-                # a session closing after a charger's last answer kept a worker alive.
-                async with asyncio.timeout(self._timeout):
-                    return await answer
+                return await answer
             except TimeoutError:
                 self._metrics.call_timeouts.labels(self._side, action_label(action)).inc()
                 raise CallTimeout(
                     f"the {self._side} did not answer {action} within {self._timeout:g} s"
                 ) from None
+            finally:
+                expiry.cancel()
         finally:
             self._pending = None
 
@@ -119,3 +125,8 @@ class OutgoingCalls:
         pending = self._pending
         if pending is not None and not pending.answer.done():
             pending.answer.set_exception(error)
+
+
+def _expire(answer: asyncio.Future[CallResult | CallError]) -> None:
+    if not answer.done():
+        answer.set_exception(TimeoutError())

@@ -36,7 +36,7 @@ from collections import deque
 from collections.abc import Callable
 
 from gateway.errors import CallTimeout, GatewayError, PeerUnavailable, RemoteCallError
-from gateway.lean import LeanEvent
+from gateway.lean import LeanEvent, loop_of
 from gateway.metrics import GatewayMetrics, action_label
 from gateway.ocppj import Payload
 from gateway.session.calls import OutgoingCalls
@@ -82,6 +82,7 @@ class OutboxCourier:
         self._enqueued: dict[int, float] = {}  # position -> time.monotonic() when queued
         self._answers: dict[int, asyncio.Future[Payload | None]] = {}
         self._wake = LeanEvent()
+        self._loop: asyncio.AbstractEventLoop | None = None  # see gateway.lean.loop_of
         self._drained = LeanEvent()
         self._drained.set()
         self._transmitted: set[int] = set()  # positions sent at least once (maybe)
@@ -102,7 +103,7 @@ class OutboxCourier:
         self._transmitted.add(head.position)
         self._queue.append(head)
         self._queue.extend(dataclasses.replace(message, offline=True) for message in rest)
-        loop = asyncio.get_running_loop()
+        self._loop = loop = loop_of(self._loop)
         now = time.monotonic()
         for message in pending:
             self._answers[message.position] = loop.create_future()
@@ -131,7 +132,7 @@ class OutboxCourier:
             message.at(position) for message, position in zip(change.append, positions, strict=True)
         )
         if queued:
-            loop = asyncio.get_running_loop()
+            self._loop = loop = loop_of(self._loop)
             now = time.monotonic()
             for message in queued:
                 self._answers[message.position] = loop.create_future()

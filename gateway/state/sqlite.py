@@ -16,13 +16,13 @@ import asyncio
 import contextlib
 import functools
 import logging
+import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import orjson
 
@@ -220,7 +220,7 @@ _ALLOCATE: Final = """
 class SqliteStore:
     def __init__(self, path: str) -> None:
         self._path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._worker = _Worker()
         self._db: sqlite3.Connection | None = None
         self._closed = False
         # Group commit: durable commits that arrive while one is being written wait and
@@ -240,7 +240,7 @@ class SqliteStore:
 
         if self._closed:
             raise StateError(f"{self._path}: store is closed")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, guarded)
+        return await self._worker.run(guarded)
 
     async def open(self) -> None:
         def connect() -> None:
@@ -261,7 +261,12 @@ class SqliteStore:
                 raise StateError(f"{self._path}: {exc}") from exc
             self._db = db
 
-        await asyncio.get_running_loop().run_in_executor(self._executor, connect)
+        await self._worker.start()
+        try:
+            await self._worker.run(connect)
+        except StateError:
+            self._worker.stop()
+            raise
         if self._path != ":memory:":
             self._checkpointer = _Checkpointer(self._path)
             self._checkpointer.start()
@@ -280,8 +285,9 @@ class SqliteStore:
                 self._db.close()
                 self._db = None
 
-        await asyncio.get_running_loop().run_in_executor(self._executor, shut)
-        self._executor.shutdown(wait=True)
+        if self._worker.started:
+            await self._worker.run(shut, rebind=True)
+            self._worker.stop()
 
     async def ping(self) -> None:
         await self._run(lambda db: db.execute("SELECT 1").fetchone())
@@ -352,7 +358,7 @@ class SqliteStore:
         """Apply in the next group transaction (see ``_write_groups``)."""
         if self._closed:
             raise StateError(f"{self._path}: store is closed")
-        future: asyncio.Future[tuple[int, ...]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[tuple[int, ...]] = self._worker.loop.create_future()
         self._waiting.append((apply, future, durable))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_groups())
@@ -671,6 +677,84 @@ def _atomically(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T])
             db.execute("ROLLBACK")
         raise
     return result
+
+
+class _Worker:
+    """The one thread that uses the store's connection, fed by a queue.
+
+    Not a ThreadPoolExecutor: its submit() builds a concurrent Future with a Condition
+    and takes two locks, and run_in_executor() chains a second future to it, per call;
+    here a job is a tuple on a SimpleQueue and its result comes back through
+    call_soon_threadsafe. The loop is kept from start(): on CPython 3.11 every
+    get_running_loop() is a getpid() system call (gateway.lean).
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], asyncio.Future[Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        assert self._loop is not None, "start() first"
+        return self._loop
+
+    @property
+    def started(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._serve, name="sqlite", daemon=True)
+        self._thread.start()
+
+    async def run(self, work: Callable[[], T], *, rebind: bool = False) -> T:
+        """``work()`` on the thread, after every job submitted before it; ``rebind``
+        answers on the running loop even if the store was opened on another one."""
+        if rebind:
+            self._loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = self.loop.create_future()
+        self._jobs.put((work, future))
+        return await future
+
+    def stop(self) -> None:
+        """End the thread once the jobs already queued are done."""
+        self._jobs.put(None)
+        if self._thread is not None:
+            self._thread.join()
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            work, future = job
+            try:
+                result = work()
+            except BaseException as exc:  # handed to the waiting caller
+                self._hand_back(_fail, future, exc)
+            else:
+                self._hand_back(_resolve, future, result)
+
+    def _hand_back(
+        self,
+        settle: Callable[[asyncio.Future[Any], Any], None],
+        future: asyncio.Future[Any],
+        outcome: object,
+    ) -> None:
+        try:
+            self.loop.call_soon_threadsafe(settle, future, outcome)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            log.warning("sqlite: a result arrived after its event loop closed")
+
+
+def _resolve(future: asyncio.Future[Any], result: object) -> None:
+    if not future.done():  # the caller may have been cancelled meanwhile
+        future.set_result(result)
+
+
+def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
 
 
 class _Checkpointer:

@@ -1,6 +1,7 @@
 """The session's hot path without sockets: CPU per translated round trip.
 
-Layer: bench (a developer's tool, not part of ``ocpp-gateway bench``).
+Layer: a developer's tool beside ``gateway.bench`` (which must not import the gateway;
+this drives it in process).
 
 ``ocpp-gateway bench`` measures the whole gateway process against a naive proxy, which
 is the figure that matters, but its results move by ±20 % between runs on a shared
@@ -12,8 +13,8 @@ CALL from a table), and reports process CPU time per round trip. Websockets is l
 out: its cost is the same in the gateway and the naive proxy. Run it before and after a
 change on the hot path, alternating, and compare the ratio::
 
-    python -m gateway.bench.hotpath --state memory://
-    python -m gateway.bench.hotpath --state sqlite:///tmp/hotpath.db
+    python -m gateway.hotpath --state memory://
+    python -m gateway.hotpath --state sqlite://   # a fresh SQLite file per run
 """
 
 from __future__ import annotations
@@ -57,8 +58,9 @@ class HotPathResult:
 
 
 class _Charger:
-    """A 1.6 charger that boots, then sends ``count`` CALLs of one kind, each after
-    the previous one's answer (one CALL in flight, as OCPP-J allows)."""
+    """A 1.6 charger that boots, then, from :meth:`start`, sends ``count`` CALLs of
+    one kind, each after the previous one's answer (one CALL in flight, as OCPP-J
+    allows)."""
 
     protocol = Version.V16
 
@@ -69,7 +71,7 @@ class _Charger:
         self._sequence = 0
         self._inbox: asyncio.Queue[str | None] = asyncio.Queue()
         self._inbox.put_nowait(call_template(*MESSAGES["boot"]).frame(self._next_id()))
-        self.answered = 0
+        self.answered = 0  # CALLRESULTs to the workload's CALLs
         self.booted = asyncio.Event()  # the boot is answered
         self.finished = asyncio.Event()
 
@@ -88,8 +90,16 @@ class _Charger:
             return
         if not text.startswith('[3,"'):
             raise RuntimeError(f"the gateway answered with an error: {text}")
+        if not self.booted.is_set():
+            self.booted.set()
+            return
         self.answered += 1
-        self.booted.set()
+        self._send_next()
+
+    def start(self) -> None:
+        self._send_next()
+
+    def _send_next(self) -> None:
         if self._remaining:
             self._remaining -= 1
             self._inbox.put_nowait(self._template.frame(self._next_id()))
@@ -175,15 +185,15 @@ async def run(
             )
             for charger in chargers
         ]
-        # Warm up: boots and first messages are not timed; the clock starts when every
-        # station has had its boot answered.
+        # Boots are not timed: the clock starts when every station's boot is answered.
         tasks = [asyncio.create_task(session.run()) for session in sessions]
         await asyncio.gather(*(charger.booted.wait() for charger in chargers))
         started_cpu, started_wall = time.process_time(), time.perf_counter()
-        done_before = sum(charger.answered for charger in chargers)
+        for charger in chargers:
+            charger.start()
         await asyncio.gather(*(charger.finished.wait() for charger in chargers))
         cpu, wall = time.process_time() - started_cpu, time.perf_counter() - started_wall
-        round_trips = sum(charger.answered for charger in chargers) - done_before
+        round_trips = sum(charger.answered for charger in chargers)
         for charger in chargers:
             charger.hang_up()
         with contextlib.suppress(PeerUnavailable):
@@ -194,7 +204,7 @@ async def run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gateway.bench.hotpath", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m gateway.hotpath", description=__doc__)
     parser.add_argument("--state", default="memory://", help="store URL (default memory://)")
     parser.add_argument("--stations", type=int, default=100)
     parser.add_argument("--messages", type=int, default=20000)

@@ -8,6 +8,11 @@ from pathlib import Path
 import pytest
 
 from gateway.hotpath import run
+from gateway.session import bridge
+from gateway.session.certificates import CertificateDesk
+from gateway.session.device_model import DeviceModelDesk
+from gateway.session.remote_control import RemoteControl
+from gateway.session.transactions import TransactionDesk
 
 
 @pytest.mark.parametrize("store", ["memory", "sqlite"])
@@ -24,3 +29,16 @@ async def test_every_timed_round_trip_is_a_translated_answer(store: str, tmp_pat
     # The charger raises on anything but a CALLRESULT, so each counted answer is one.
     assert result.round_trips == 30
     assert result.cpu_seconds > 0
+
+
+def test_every_desk_handler_names_a_method_of_its_desk() -> None:
+    """The session's class-level table of desk handlers (bridge._DESK_HANDLERS) names
+    real methods: a typo would only show when the CSMS first sends that action."""
+    desks = {
+        "_desk": TransactionDesk,
+        "_remote": RemoteControl,
+        "_certificates": CertificateDesk,
+        "_device": DeviceModelDesk,
+    }
+    for (_, action), (desk, method) in bridge._DESK_HANDLERS.items():
+        assert callable(getattr(desks[desk], method, None)), (action, desk, method)

@@ -6,7 +6,7 @@ one every 100 of those when enough objects were promoted) suit short programs. A
 gateway keeps hundreds of objects per connected charger alive for hours and allocates
 dozens per message, so with thousands of chargers the collector keeps scanning the same
 long-lived sessions: measured with ``python -m gateway.hotpath --stations 1000``,
-it took about a quarter of the CPU (docs/performance.md, "Garbage collection").
+it took a large share of the CPU (docs/performance.md, "Garbage collection").
 
 Two changes, both standard for long-running Python servers:
 

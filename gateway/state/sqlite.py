@@ -240,6 +240,8 @@ class SqliteStore:
 
         if self._closed:
             raise StateError(f"{self._path}: store is closed")
+        if self._db is None:
+            raise StateError(f"{self._path}: store is not open")
         return await self._worker.run(guarded)
 
     async def open(self) -> None:
@@ -358,6 +360,8 @@ class SqliteStore:
         """Apply in the next group transaction (see ``_write_groups``)."""
         if self._closed:
             raise StateError(f"{self._path}: store is closed")
+        if self._db is None:
+            raise StateError(f"{self._path}: store is not open")
         future: asyncio.Future[tuple[int, ...]] = self._worker.loop.create_future()
         self._waiting.append((apply, future, durable))
         if self._writer is None or self._writer.done():

@@ -59,6 +59,15 @@ async def test_a_refused_commit_in_a_group_is_undone_alone(tmp_path: Path) -> No
         await store.close()
 
 
+async def test_commits_before_open_are_refused(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "state.db"))
+    with pytest.raises(StateError, match="not open"):
+        await store.commit("CP1", Change(append=(heartbeat(1),)))
+    with pytest.raises(StateError, match="not open"):
+        await store.pending_outbox("CP1")
+    await store.close()  # closing a store never opened is harmless
+
+
 async def test_commits_after_close_are_refused(tmp_path: Path) -> None:
     store = SqliteStore(str(tmp_path / "state.db"))
     await store.open()

@@ -26,14 +26,13 @@ import binascii
 import ssl as ssl_module
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
-from types import TracebackType
-from typing import Self, TypeAlias
+from typing import TypeAlias
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from gateway.sim.stations import Received, StationLink, StationsKept, station_of
+from gateway.sim.stations import ListeningSim, Received, StationLink, StationsKept, station_of
 from gateway.sim.wire import (
     Call,
     CallError,
@@ -104,7 +103,7 @@ class _StationDispatcher:
         return payload
 
 
-class CsmsSim(StationsKept):
+class CsmsSim(StationsKept, ListeningSim):
     """An OCPP 2.0.1 CSMS for tests (see module docstring)."""
 
     def __init__(
@@ -162,41 +161,10 @@ class CsmsSim(StationsKept):
             ssl=self.ssl,
         )
 
-    async def stop(self) -> None:
-        """Close every connection (1001), wait for their handlers, stop listening."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
-            await server.wait_closed()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def port(self) -> int:
-        """The port actually listened on."""
-        if self._server is None:
-            raise RuntimeError("CsmsSim not started")
-        port: int = next(iter(self._server.sockets)).getsockname()[1]
-        return port
-
     @property
     def url(self) -> str:
         """Base URL for the gateway, which appends ``/<stationId>``."""
-        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
-        if ":" in host:
-            host = f"[{host}]"
-        scheme = "ws" if self.ssl is None else "wss"
-        return f"{scheme}://{host}:{self.port}/ocpp"
+        return self._url("ws" if self.ssl is None else "wss")
 
     # ---- connections
 

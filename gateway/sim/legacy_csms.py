@@ -27,14 +27,13 @@ import asyncio
 import itertools
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
-from types import TracebackType
-from typing import Self, TypeAlias
+from typing import TypeAlias
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from gateway.sim.stations import Received, StationLink, StationsKept, station_of
+from gateway.sim.stations import ListeningSim, Received, StationLink, StationsKept, station_of
 from gateway.sim.wire import (
     Call,
     CallError,
@@ -122,7 +121,7 @@ class _StationDispatcher:
         return payload
 
 
-class LegacyCsmsSim(StationsKept):
+class LegacyCsmsSim(StationsKept, ListeningSim):
     """An OCPP 1.6J central system for tests (see module docstring)."""
 
     def __init__(
@@ -179,40 +178,10 @@ class LegacyCsmsSim(StationsKept):
             ping_interval=None,
         )
 
-    async def stop(self) -> None:
-        """Close every connection (1001), wait for their handlers, stop listening."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
-            await server.wait_closed()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def port(self) -> int:
-        """The port actually listened on."""
-        if self._server is None:
-            raise RuntimeError("LegacyCsmsSim not started")
-        port: int = next(iter(self._server.sockets)).getsockname()[1]
-        return port
-
     @property
     def url(self) -> str:
         """Base URL for the gateway, which appends ``/<chargePointId>``."""
-        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
-        if ":" in host:
-            host = f"[{host}]"
-        return f"ws://{host}:{self.port}/ocpp"
+        return self._url("ws")
 
     # ---- connections
 

@@ -1,5 +1,6 @@
 """What both CSMS simulators keep of their stations: connections, received CALLs, and
-the waits and CALLs the tests use (:class:`StationsKept`, a base class).
+the waits and CALLs the tests use (:class:`StationsKept`, a base class), and how they
+listen (:class:`ListeningSim`, their server's lifecycle).
 
 It shares no code with the gateway (only :mod:`gateway.sim.wire`).
 """
@@ -9,7 +10,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
 from urllib.parse import unquote, urlsplit
+
+from websockets.asyncio.server import Server
 
 from gateway.sim.wire import JsonObject, OcppjPeer
 
@@ -36,6 +41,51 @@ class StationLink:
 def station_of(path: str) -> str:
     """The station id: the last segment of the request path, percent-decoded."""
     return unquote(urlsplit(path).path.rsplit("/", 1)[-1])
+
+
+class ListeningSim:
+    """A simulator's websocket server: ``start`` (the subclass's), ``stop``, ``async
+    with``, and the port and URL actually listened on."""
+
+    host: str
+    _server: Server | None
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        """Close every connection (1001), wait for their handlers, stop listening."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+            await server.wait_closed()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def port(self) -> int:
+        """The port actually listened on."""
+        if self._server is None:
+            raise RuntimeError(f"{type(self).__name__} not started")
+        port: int = next(iter(self._server.sockets)).getsockname()[1]
+        return port
+
+    def _url(self, scheme: str) -> str:
+        """``<scheme>://host:port/ocpp``: the base URL a gateway appends station ids to."""
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{scheme}://{host}:{self.port}/ocpp"
 
 
 @dataclass(eq=False, repr=False)
